@@ -1,0 +1,5 @@
+//! The front doors: one bucket ([`DirectLimiter`]).
+
+mod direct;
+
+pub use direct::DirectLimiter;
