@@ -167,6 +167,21 @@ impl Quota {
         duration_from_nanos(self.scale.ratio.nanos_at(1))
     }
 
+    /// `D`: how many ticks make one token (one emission interval). The state of a bucket is
+    /// kept in ticks, so this is the fixed-point denominator of every token count. It equals
+    /// the emission interval in whole nanoseconds, rounded up, unless the burst is so large
+    /// that `burst * D` would pass 2^61.
+    ///
+    /// ```
+    /// # use nanolimit::Quota;
+    /// assert_eq!(Quota::per_second(100)?.ticks_per_token(), 10_000_000);
+    /// assert_eq!(Quota::per_second(3)?.ticks_per_token(), 333_333_334);
+    /// # Ok::<(), nanolimit::QuotaError>(())
+    /// ```
+    pub fn ticks_per_token(&self) -> u64 {
+        self.scale.ticks_per_token
+    }
+
     pub(crate) fn scale(&self) -> &TickScale {
         &self.scale
     }
