@@ -18,7 +18,9 @@ pub struct Cell {
 impl Cell {
     /// A cell holding `state` (for a new bucket, [`Algorithm::initial`]).
     pub fn new(state: u64) -> Self {
-        Self { state: AtomicU64::new(state) }
+        Self {
+            state: AtomicU64::new(state),
+        }
     }
 
     /// Applies a request of `cost` with algorithm `A`. `now` is called after each load of the
@@ -41,7 +43,12 @@ impl Cell {
             };
             // Success, Release: publishes this state (and the time it was judged at) to the
             // next Acquire load. Failure, Acquire: as for the first load; retry on what we saw.
-            match self.state.compare_exchange_weak(current, next, Ordering::Release, Ordering::Acquire) {
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return Ok(transition.decision),
                 Err(actual) => current = actual,
             }

@@ -44,7 +44,9 @@ pub struct StdClock {
 impl StdClock {
     /// A clock whose origin is now.
     pub fn new() -> Self {
-        Self { origin: Instant::now() }
+        Self {
+            origin: Instant::now(),
+        }
     }
 }
 
@@ -119,7 +121,10 @@ impl CoarseClock {
     /// allows one): share one `CoarseClock` (it is cheap to clone) instead.
     pub fn start(interval: Duration) -> Result<Self, quanta::Error> {
         let handle = quanta::Upkeep::new(interval).start()?;
-        Ok(Self { origin: quanta::Instant::recent(), _upkeep: Arc::new(handle) })
+        Ok(Self {
+            origin: quanta::Instant::recent(),
+            _upkeep: Arc::new(handle),
+        })
     }
 }
 
@@ -156,7 +161,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock reading `nanos`.
     pub fn new(nanos: u64) -> Self {
-        Self { nanos: Arc::new(AtomicU64::new(nanos)) }
+        Self {
+            nanos: Arc::new(AtomicU64::new(nanos)),
+        }
     }
 
     /// Sets the time, forwards or backwards.
@@ -169,7 +176,11 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         // Relaxed: as in `set`; the read-modify-write keeps concurrent advances additive.
-        let _ = self.nanos.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t.saturating_add(by)));
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_add(by))
+            });
     }
 }
 

@@ -36,9 +36,9 @@ mod ticks;
 
 pub use algorithm::{Algorithm, Gcra, TokenBucket, Transition};
 pub use cell::Cell;
+pub use clock::{Clock, DefaultClock, ManualClock, StdClock};
 #[cfg(feature = "quanta")]
 pub use clock::{CoarseClock, MonotonicClock};
-pub use clock::{Clock, DefaultClock, ManualClock, StdClock};
 pub use decision::Decision;
 pub use error::{InsufficientCapacity, QuotaError};
 pub use limiter::DirectLimiter;

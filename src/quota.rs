@@ -148,7 +148,8 @@ impl Quota {
 
     /// Time for an empty bucket to become full: `burst * T`, rounded up to whole nanoseconds.
     pub fn refill_time(&self) -> Duration {
-        let ns = (u128::from(self.burst) * u128::from(self.period_ns)).div_ceil(u128::from(self.rate));
+        let ns =
+            (u128::from(self.burst) * u128::from(self.period_ns)).div_ceil(u128::from(self.rate));
         duration_from_nanos(ns)
     }
 
@@ -206,15 +207,23 @@ mod tests {
         let sec = Duration::from_secs(1);
         assert_eq!(Quota::new(0, sec), Err(QuotaError::ZeroRate));
         assert_eq!(Quota::new(1, Duration::ZERO), Err(QuotaError::ZeroPeriod));
-        assert_eq!(Quota::new(1, sec).unwrap().with_burst(0), Err(QuotaError::ZeroBurst));
+        assert_eq!(
+            Quota::new(1, sec).unwrap().with_burst(0),
+            Err(QuotaError::ZeroBurst)
+        );
         assert_eq!(
             Quota::new(1, Quota::MAX_PERIOD + Duration::from_nanos(1)),
             Err(QuotaError::PeriodTooLong)
         );
         assert_eq!(Quota::new(1, Duration::MAX), Err(QuotaError::PeriodTooLong));
-        assert_eq!(Quota::new(2, Duration::from_nanos(1)), Err(QuotaError::RateTooHigh));
         assert_eq!(
-            Quota::per_second(1).unwrap().with_burst(Quota::MAX_BURST + 1),
+            Quota::new(2, Duration::from_nanos(1)),
+            Err(QuotaError::RateTooHigh)
+        );
+        assert_eq!(
+            Quota::per_second(1)
+                .unwrap()
+                .with_burst(Quota::MAX_BURST + 1),
             Err(QuotaError::BurstTooLarge)
         );
         assert_eq!(Quota::new(0, Duration::ZERO), Err(QuotaError::ZeroRate));
@@ -241,6 +250,9 @@ mod tests {
     #[test]
     fn huge_durations_saturate() {
         assert_eq!(duration_from_nanos(u128::MAX), Duration::MAX);
-        assert_eq!(duration_from_nanos(1_500_000_000), Duration::from_millis(1_500));
+        assert_eq!(
+            duration_from_nanos(1_500_000_000),
+            Duration::from_millis(1_500)
+        );
     }
 }

@@ -110,7 +110,16 @@ mod tests {
         // 3 per second: T = 333_333_333.3 ns, D = 333_333_334 ticks.
         let scale = TickScale::new(3, 1_000_000_000, 3);
         assert_eq!(scale.ticks_per_token, 333_333_334);
-        for ns in [0, 1, 2, 333_333_333, 333_333_334, 1_000_000_000, 7 << 40, MAX_NANOS] {
+        for ns in [
+            0,
+            1,
+            2,
+            333_333_333,
+            333_333_334,
+            1_000_000_000,
+            7 << 40,
+            MAX_NANOS,
+        ] {
             assert_eq!(scale.ticks_at(ns), exact(&scale, ns), "ns = {ns}");
         }
         // One full period is exactly three intervals.
@@ -119,7 +128,11 @@ mod tests {
 
     #[test]
     fn nanos_at_inverts_ticks_at() {
-        for (rate, period, burst) in [(3, 1_000_000_000, 3), (7, 60_000_000_000, 100), (999_999_937, 1_000_000_000, 1_000_000)] {
+        for (rate, period, burst) in [
+            (3, 1_000_000_000, 3),
+            (7, 60_000_000_000, 100),
+            (999_999_937, 1_000_000_000, 1_000_000),
+        ] {
             let scale = TickScale::new(rate, period, burst);
             for tick in [1, 2, 1000, 333_333_334, 1 << 40] {
                 let t = scale.ratio.nanos_at(tick) as u64;

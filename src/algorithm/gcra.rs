@@ -24,23 +24,47 @@ impl Algorithm for Gcra {
     }
 
     #[inline]
-    fn check(tat: u64, now: u64, cost: u64, quota: &Quota) -> Result<Transition, InsufficientCapacity> {
+    fn check(
+        tat: u64,
+        now: u64,
+        cost: u64,
+        quota: &Quota,
+    ) -> Result<Transition, InsufficientCapacity> {
         let need = cost_in_ticks(cost, quota)?;
         let capacity = capacity_in_ticks(quota);
         let t = quota.scale().ticks_at(now);
         // Ticks until the bucket is full: the credit already spent.
         let debt = tat.saturating_sub(t);
         if need == 0 || debt.saturating_add(need) > capacity {
-            return Ok(Transition { decision: judge(tat, t, now, need, quota), next: None });
+            return Ok(Transition {
+                decision: judge(tat, t, now, need, quota),
+                next: None,
+            });
         }
         // Admitted: debt + need <= capacity, so this stays below t + capacity < 2^63.
         let next = tat.max(t) + need;
-        let decision = Decision::new(true, quota.burst(), quota.scale(), now, capacity - (next - t), 0, next);
-        Ok(Transition { decision, next: Some(next) })
+        let decision = Decision::new(
+            true,
+            quota.burst(),
+            quota.scale(),
+            now,
+            capacity - (next - t),
+            0,
+            next,
+        );
+        Ok(Transition {
+            decision,
+            next: Some(next),
+        })
     }
 
     #[inline]
-    fn peek(tat: u64, now: u64, cost: u64, quota: &Quota) -> Result<Decision, InsufficientCapacity> {
+    fn peek(
+        tat: u64,
+        now: u64,
+        cost: u64,
+        quota: &Quota,
+    ) -> Result<Decision, InsufficientCapacity> {
         let need = cost_in_ticks(cost, quota)?;
         Ok(judge(tat, quota.scale().ticks_at(now), now, need, quota))
     }
@@ -53,5 +77,13 @@ fn judge(tat: u64, t: u64, now: u64, need: u64, quota: &Quota) -> Decision {
     let allowed = debt.saturating_add(need) <= capacity;
     // Denied means debt + need > capacity, so tat > t + capacity - need: no underflow.
     let retry_tick = if allowed { 0 } else { tat - (capacity - need) };
-    Decision::new(allowed, quota.burst(), quota.scale(), now, capacity.saturating_sub(debt), retry_tick, tat)
+    Decision::new(
+        allowed,
+        quota.burst(),
+        quota.scale(),
+        now,
+        capacity.saturating_sub(debt),
+        retry_tick,
+        tat,
+    )
 }

@@ -47,17 +47,30 @@ pub trait Algorithm: Copy + Default + core::fmt::Debug + Send + Sync + 'static {
     fn initial(quota: &Quota) -> u64;
 
     /// A request of `cost` units at `now` (nanoseconds since the clock's origin).
-    fn check(state: u64, now: u64, cost: u64, quota: &Quota) -> Result<Transition, InsufficientCapacity>;
+    fn check(
+        state: u64,
+        now: u64,
+        cost: u64,
+        quota: &Quota,
+    ) -> Result<Transition, InsufficientCapacity>;
 
     /// What [`check`](Self::check) would decide, without consuming anything.
-    fn peek(state: u64, now: u64, cost: u64, quota: &Quota) -> Result<Decision, InsufficientCapacity>;
+    fn peek(
+        state: u64,
+        now: u64,
+        cost: u64,
+        quota: &Quota,
+    ) -> Result<Decision, InsufficientCapacity>;
 }
 
 /// `cost` in ticks, or the error if it exceeds the burst. Cannot overflow: `burst * D <= 2^61`.
 #[inline]
 pub(crate) fn cost_in_ticks(cost: u64, quota: &Quota) -> Result<u64, InsufficientCapacity> {
     if cost > quota.burst() {
-        return Err(InsufficientCapacity { cost, burst: quota.burst() });
+        return Err(InsufficientCapacity {
+            cost,
+            burst: quota.burst(),
+        });
     }
     Ok(cost * quota.scale().ticks_per_token)
 }

@@ -40,7 +40,10 @@ impl Layout {
     fn of(quota: &Quota) -> Self {
         let capacity = capacity_in_ticks(quota);
         // 2^g > capacity; capacity <= 2^61, so g <= 62.
-        Self { capacity, unit_bits: u64::BITS - capacity.leading_zeros() }
+        Self {
+            capacity,
+            unit_bits: u64::BITS - capacity.leading_zeros(),
+        }
     }
 
     fn unit(self) -> i128 {
@@ -52,7 +55,10 @@ impl Layout {
     fn decode(self, state: u64) -> (i128, i128) {
         let tokens = state & ((1 << (self.unit_bits + 1)) - 1);
         let stamp = state >> (self.unit_bits + 1);
-        (i128::from(stamp) << self.unit_bits, i128::from(tokens) - self.unit())
+        (
+            i128::from(stamp) << self.unit_bits,
+            i128::from(tokens) - self.unit(),
+        )
     }
 
     /// Stores `credit` (ticks, after the request) as of tick `at`, re-stamped at `at`'s unit.
@@ -79,14 +85,22 @@ impl Algorithm for TokenBucket {
     }
 
     #[inline]
-    fn check(state: u64, now: u64, cost: u64, quota: &Quota) -> Result<Transition, InsufficientCapacity> {
+    fn check(
+        state: u64,
+        now: u64,
+        cost: u64,
+        quota: &Quota,
+    ) -> Result<Transition, InsufficientCapacity> {
         let need = cost_in_ticks(cost, quota)?;
         let layout = Layout::of(quota);
         let t = quota.scale().ticks_at(now);
         let (epoch, credit_at_epoch) = layout.decode(state);
         let credit = layout.credit_at(epoch, credit_at_epoch, t);
         if need == 0 || credit < i128::from(need) {
-            return Ok(Transition { decision: judge(layout, epoch, credit_at_epoch, credit, now, need, quota), next: None });
+            return Ok(Transition {
+                decision: judge(layout, epoch, credit_at_epoch, credit, now, need, quota),
+                next: None,
+            });
         }
         let left = credit - i128::from(need);
         let next = if i128::from(t) >= epoch {
@@ -96,28 +110,72 @@ impl Algorithm for TokenBucket {
             layout.encode(epoch as u64, credit_at_epoch - i128::from(need))
         };
         let full_tick = to_tick(i128::from(t) + (i128::from(layout.capacity) - left));
-        let decision = Decision::new(true, quota.burst(), quota.scale(), now, left as u64, 0, full_tick);
-        Ok(Transition { decision, next: Some(next) })
+        let decision = Decision::new(
+            true,
+            quota.burst(),
+            quota.scale(),
+            now,
+            left as u64,
+            0,
+            full_tick,
+        );
+        Ok(Transition {
+            decision,
+            next: Some(next),
+        })
     }
 
     #[inline]
-    fn peek(state: u64, now: u64, cost: u64, quota: &Quota) -> Result<Decision, InsufficientCapacity> {
+    fn peek(
+        state: u64,
+        now: u64,
+        cost: u64,
+        quota: &Quota,
+    ) -> Result<Decision, InsufficientCapacity> {
         let need = cost_in_ticks(cost, quota)?;
         let layout = Layout::of(quota);
         let t = quota.scale().ticks_at(now);
         let (epoch, credit_at_epoch) = layout.decode(state);
         let credit = layout.credit_at(epoch, credit_at_epoch, t);
-        Ok(judge(layout, epoch, credit_at_epoch, credit, now, need, quota))
+        Ok(judge(
+            layout,
+            epoch,
+            credit_at_epoch,
+            credit,
+            now,
+            need,
+            quota,
+        ))
     }
 }
 
 /// The decision for `need` ticks with `credit` in hand, without changing the state.
-fn judge(layout: Layout, epoch: i128, credit_at_epoch: i128, credit: i128, now: u64, need: u64, quota: &Quota) -> Decision {
+fn judge(
+    layout: Layout,
+    epoch: i128,
+    credit_at_epoch: i128,
+    credit: i128,
+    now: u64,
+    need: u64,
+    quota: &Quota,
+) -> Decision {
     let allowed = credit >= i128::from(need);
     // The credit reaches `x` ticks at epoch + x - credit_at_epoch (capacity permitting).
-    let retry_tick = if allowed { 0 } else { to_tick(epoch + i128::from(need) - credit_at_epoch) };
+    let retry_tick = if allowed {
+        0
+    } else {
+        to_tick(epoch + i128::from(need) - credit_at_epoch)
+    };
     let full_tick = to_tick(epoch + i128::from(layout.capacity) - credit_at_epoch);
-    Decision::new(allowed, quota.burst(), quota.scale(), now, credit.max(0) as u64, retry_tick, full_tick)
+    Decision::new(
+        allowed,
+        quota.burst(),
+        quota.scale(),
+        now,
+        credit.max(0) as u64,
+        retry_tick,
+        full_tick,
+    )
 }
 
 /// A tick as `u64`, saturating (only out-of-range for states no algorithm writes).

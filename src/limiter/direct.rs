@@ -65,7 +65,12 @@ impl<C: Clock> DirectLimiter<TokenBucket, C> {
 impl<A: Algorithm, C: Clock> DirectLimiter<A, C> {
     /// A limiter with algorithm `A` on `clock`, starting with a full bucket.
     pub fn with_clock(quota: Quota, clock: C) -> Self {
-        Self { cell: CachePadded::new(Cell::new(A::initial(&quota))), quota, clock, algorithm: PhantomData }
+        Self {
+            cell: CachePadded::new(Cell::new(A::initial(&quota))),
+            quota,
+            clock,
+            algorithm: PhantomData,
+        }
     }
 
     /// One request of cost 1: admitted (and consumed) or denied (nothing changes).
