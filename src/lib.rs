@@ -43,3 +43,8 @@ pub use decision::Decision;
 pub use error::{InsufficientCapacity, QuotaError};
 pub use limiter::DirectLimiter;
 pub use quota::Quota;
+
+// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
