@@ -73,16 +73,16 @@ impl Algorithm for Gcra {
 /// The decision for `need` ticks at tick `t` without changing the state.
 fn judge(tat: u64, t: u64, now: u64, need: u64, quota: &Quota) -> Decision {
     let capacity = capacity_in_ticks(quota);
-    let debt = tat.saturating_sub(t);
-    let allowed = debt.saturating_add(need) <= capacity;
-    // Denied means debt + need > capacity, so tat > t + capacity - need: no underflow.
+    let available = capacity.saturating_sub(tat.saturating_sub(t));
+    let allowed = need <= available;
+    // Denied means tat - t > capacity - need, so tat > capacity - need: no underflow.
     let retry_tick = if allowed { 0 } else { tat - (capacity - need) };
     Decision::new(
         allowed,
         quota.burst(),
         quota.scale(),
         now,
-        capacity.saturating_sub(debt),
+        available,
         retry_tick,
         tat,
     )

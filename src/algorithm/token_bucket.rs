@@ -159,7 +159,9 @@ fn judge(
     need: u64,
     quota: &Quota,
 ) -> Decision {
-    let allowed = credit >= i128::from(need);
+    // A stale time can leave the credit below zero: nothing is available then.
+    let available = credit.max(0) as u64;
+    let allowed = need <= available;
     // The credit reaches `x` ticks at epoch + x - credit_at_epoch (capacity permitting).
     let retry_tick = if allowed {
         0
@@ -172,7 +174,7 @@ fn judge(
         quota.burst(),
         quota.scale(),
         now,
-        credit.max(0) as u64,
+        available,
         retry_tick,
         full_tick,
     )

@@ -17,11 +17,15 @@ use crate::quota::Quota;
 /// clock ([`DefaultClock`], or a [`ManualClock`](crate::ManualClock) in tests).
 ///
 /// ```
-/// use nanolimit::{DirectLimiter, Quota};
+/// use nanolimit::{DirectLimiter, ManualClock, Quota};
+/// use std::time::Duration;
 ///
-/// let limiter = DirectLimiter::gcra(Quota::per_second(50)?.with_burst(5)?);
+/// let clock = ManualClock::default();
+/// let limiter = DirectLimiter::gcra_with_clock(Quota::per_second(50)?.with_burst(5)?, clock.clone());
 /// let admitted = (0..100).filter(|_| limiter.check().is_allowed()).count();
-/// assert!((5..=10).contains(&admitted)); // the burst, plus what refilled meanwhile
+/// assert_eq!(admitted, 5); // the burst
+/// clock.advance(Duration::from_millis(40)); // two emission intervals of 20 ms
+/// assert_eq!(limiter.peek().remaining(), 2);
 /// # Ok::<(), nanolimit::QuotaError>(())
 /// ```
 #[derive(Debug)]
