@@ -8,6 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::ticks::MAX_NANOS;
+
+/// How long a limiter lives: times are nanoseconds since the clock's origin, exact up to
+/// 2^61 ns (about 73 years); later times read as 2^61 ns, and buckets stop refilling.
+pub const LIFETIME: Duration = Duration::from_nanos(MAX_NANOS);
+
 /// A source of time: nanoseconds since an origin of the clock's choosing.
 pub trait Clock: Send + Sync {
     /// Nanoseconds since this clock's origin. Should not go backwards; when it does, the

@@ -45,6 +45,7 @@ pub struct Decision {
 
 impl Decision {
     /// Built by the algorithms, which work in ticks.
+    #[inline]
     pub(crate) fn new(
         allowed: bool,
         limit: u64,
@@ -67,21 +68,25 @@ impl Decision {
     }
 
     /// The request was admitted (and, for a check, its cost consumed).
+    #[inline]
     pub fn is_allowed(&self) -> bool {
         self.allowed
     }
 
     /// The request was refused; nothing was consumed.
+    #[inline]
     pub fn is_denied(&self) -> bool {
         !self.allowed
     }
 
     /// The bucket capacity (the quota's burst).
+    #[inline]
     pub fn limit(&self) -> u64 {
         self.limit
     }
 
     /// Whole units still available after this decision (for a peek: available now).
+    #[inline]
     pub fn remaining(&self) -> u64 {
         self.available / self.ticks_per_token
     }

@@ -29,7 +29,7 @@ impl fmt::Display for QuotaError {
             Self::ZeroBurst => "burst must be at least 1",
             Self::PeriodTooLong => "period must be at most 365 days",
             Self::RateTooHigh => "rate must be at most one per nanosecond (10^9 per second)",
-            Self::BurstTooLarge => "burst must be at most 2^40",
+            Self::BurstTooLarge => "burst must be at most 2^56",
         })
     }
 }

@@ -12,7 +12,7 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 /// fraction: 3 per second is 333,333,333.3 ns, not 333,333,333.
 ///
 /// Supported: periods from 1 ns to 365 days, at most one admission per nanosecond
-/// (10^9 per second), bursts from 1 to 2^40. Anything outside is a [`QuotaError`].
+/// (10^9 per second), bursts from 1 to 2^56. Anything outside is a [`QuotaError`].
 ///
 /// ```
 /// use nanolimit::Quota;
@@ -36,8 +36,9 @@ pub struct Quota {
 impl Quota {
     /// The longest supported period: 365 days.
     pub const MAX_PERIOD: Duration = Duration::from_secs(365 * 86_400);
-    /// The largest supported burst: 2^40 (about 1.1 * 10^12).
-    pub const MAX_BURST: u64 = 1 << 40;
+    /// The largest supported burst: 2^56 (about 7.2 * 10^16), above the largest supported rate
+    /// per period (10^9 per second for 365 days), so the default burst (= rate) always fits.
+    pub const MAX_BURST: u64 = 1 << 56;
     /// The highest supported rate, per second: one admission per nanosecond.
     pub const MAX_RATE_PER_SECOND: u64 = NANOS_PER_SECOND;
 
@@ -136,6 +137,7 @@ impl Quota {
     }
 
     /// The bucket capacity: how many units may be admitted at once after an idle spell.
+    #[inline]
     pub fn burst(&self) -> u64 {
         self.burst
     }
@@ -179,10 +181,12 @@ impl Quota {
     /// assert_eq!(Quota::per_second(3)?.ticks_per_token(), 333_333_334);
     /// # Ok::<(), nanolimit::QuotaError>(())
     /// ```
+    #[inline]
     pub fn ticks_per_token(&self) -> u64 {
         self.scale.ticks_per_token
     }
 
+    #[inline]
     pub(crate) fn scale(&self) -> &TickScale {
         &self.scale
     }

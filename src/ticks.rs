@@ -51,7 +51,7 @@ pub(crate) struct TickScale {
 }
 
 impl TickScale {
-    /// `rate >= 1`, `1 <= period_ns`, `rate <= period_ns` (T >= 1 ns), `1 <= burst <= 2^40`.
+    /// `rate >= 1`, `1 <= period_ns`, `rate <= period_ns` (T >= 1 ns), `1 <= burst <= 2^56`.
     pub(crate) fn new(rate: u64, period_ns: u64, burst: u64) -> Self {
         let interval_ceil = period_ns.div_ceil(rate);
         let ticks_per_token = interval_ceil.min(MAX_CAPACITY_TICKS / burst);
