@@ -1,1 +1,93 @@
-fn main() {}
+//! `nanolimit`: inspect quotas (and, later, serve and replay).
+//!
+//! Errors in what the user typed print one line on stderr and exit with status 2.
+
+use std::fmt;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod render;
+mod spec;
+
+/// Lock-free GCRA and token-bucket rate limiting: inspect quotas.
+#[derive(Parser, Debug)]
+#[command(name = "nanolimit", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands. `serve` and `replay` will join `quota` here.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a quota and print what it means: emission interval, refill time, precision.
+    Quota(commands::quota::QuotaArgs),
+}
+
+/// A failure of a command.
+#[derive(Debug)]
+pub enum CliError {
+    /// What the user typed is wrong (exit status 2, as for clap's own errors).
+    Usage(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(message) => f.write_str(message),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(&e),
+    };
+    let result = match &cli.command {
+        Command::Quota(args) => commands::quota::run(args),
+    };
+    match result {
+        Ok(output) => {
+            // A closed stdout (`nanolimit quota 1/1s | head -1`) is not an error of ours.
+            let _ = std::io::stdout().write_all(output.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Help and version go to stdout with status 0. A bad value prints clap's one-line
+/// message alone (`error: invalid value '10/5x' for '<RATE/PERIOD>': ...`); other usage
+/// errors (a missing argument, an unknown subcommand) print clap's message with the usage.
+fn clap_error(e: &clap::Error) -> ExitCode {
+    let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    match e.kind() {
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+            let rendered = e.render().to_string();
+            eprintln!(
+                "{}",
+                rendered.lines().next().unwrap_or("error: invalid value")
+            );
+        }
+        _ => {
+            let _ = e.print();
+        }
+    }
+    ExitCode::from(code)
+}
