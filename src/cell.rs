@@ -73,4 +73,10 @@ impl Cell {
         // Acquire: as in `check`.
         self.state.load(Ordering::Acquire)
     }
+
+    /// The atomic word itself, for the keyed limiter's retirement protocol
+    /// (`limiter/keyed/protocol.rs`), which adds a reserved state on top of `check`.
+    pub(crate) fn word(&self) -> &AtomicU64 {
+        &self.state
+    }
 }

@@ -21,6 +21,8 @@
 //! - [`algorithm`]: pure transitions on a `u64` ([`Gcra`], [`TokenBucket`]).
 //! - [`Cell`]: one `AtomicU64` and the compare-and-swap loop that applies an algorithm.
 //! - [`DirectLimiter`]: one cell, a quota and a clock.
+//! - [`KeyedLimiter`]: one cell per key in a lock-free map, with idle-key eviction and a
+//!   memory bound.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -36,12 +38,21 @@ mod ticks;
 
 pub use algorithm::{Algorithm, Gcra, TokenBucket, Transition};
 pub use cell::Cell;
-pub use clock::{Clock, DefaultClock, ManualClock, StdClock};
+pub use clock::{Clock, DefaultClock, ManualClock, StdClock, LIFETIME};
 #[cfg(feature = "quanta")]
 pub use clock::{CoarseClock, MonotonicClock};
 pub use decision::Decision;
 pub use error::{InsufficientCapacity, QuotaError};
+/// The keyed limiter's eviction protocol, public only for the loom models
+/// (`--cfg nanolimit_loom`, `tests/loom_keyed.rs`).
+#[cfg(nanolimit_loom)]
+#[doc(hidden)]
+pub use limiter::protocol;
 pub use limiter::DirectLimiter;
+pub use limiter::{
+    AtCapacity, CapacityPolicy, DefaultKeyHasher, KeyedBuilder, KeyedError, KeyedLimiter,
+    KeyedStats, SweeperHandle, DEFAULT_RECLAIM_INTERVAL,
+};
 pub use quota::Quota;
 
 // The README's example is compiled and run as a doctest.

@@ -68,9 +68,16 @@ impl Algorithm for Gcra {
         let need = cost_in_ticks(cost, quota)?;
         Ok(judge(tat, quota.scale().ticks_at(now), now, need, quota))
     }
+
+    /// Full iff no credit is spent: `TAT <= t`.
+    #[inline]
+    fn is_full(tat: u64, now: u64, quota: &Quota) -> bool {
+        tat <= quota.scale().ticks_at(now)
+    }
 }
 
 /// The decision for `need` ticks at tick `t` without changing the state.
+#[inline]
 fn judge(tat: u64, t: u64, now: u64, need: u64, quota: &Quota) -> Decision {
     let capacity = capacity_in_ticks(quota);
     let available = capacity.saturating_sub(tat.saturating_sub(t));

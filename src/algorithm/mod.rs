@@ -61,6 +61,18 @@ pub trait Algorithm: Copy + Default + core::fmt::Debug + Send + Sync + 'static {
         cost: u64,
         quota: &Quota,
     ) -> Result<Decision, InsufficientCapacity>;
+
+    /// Whether the bucket holds its whole burst at `now`. A full bucket decides, at `now` and
+    /// at every later time, exactly as a new one ([`initial`](Self::initial)) would: this is
+    /// what lets the keyed limiter forget an idle key. Full at `now` implies full at any later
+    /// time; a `now` older than the state's last admission never finds it full, so a stale
+    /// `now` errs on the side of keeping the key.
+    ///
+    /// The default asks [`peek`](Self::peek) whether the whole burst would be admitted.
+    #[inline]
+    fn is_full(state: u64, now: u64, quota: &Quota) -> bool {
+        Self::peek(state, now, quota.burst(), quota).is_ok_and(|decision| decision.is_allowed())
+    }
 }
 
 /// `cost` in ticks, or the error if it exceeds the burst. Cannot overflow: `burst * D <= 2^61`.

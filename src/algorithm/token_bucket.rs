@@ -37,6 +37,7 @@ struct Layout {
 }
 
 impl Layout {
+    #[inline]
     fn of(quota: &Quota) -> Self {
         let capacity = capacity_in_ticks(quota);
         // 2^g > capacity; capacity <= 2^61, so g <= 62.
@@ -46,12 +47,14 @@ impl Layout {
         }
     }
 
+    #[inline]
     fn unit(self) -> i128 {
         1 << self.unit_bits
     }
 
     /// `(epoch, credit at epoch)` in ticks. Total for every `u64`: the stamp field holds at most
     /// `63 - g` bits, so the epoch stays below 2^63.
+    #[inline]
     fn decode(self, state: u64) -> (i128, i128) {
         let tokens = state & ((1 << (self.unit_bits + 1)) - 1);
         let stamp = state >> (self.unit_bits + 1);
@@ -62,6 +65,7 @@ impl Layout {
     }
 
     /// Stores `credit` (ticks, after the request) as of tick `at`, re-stamped at `at`'s unit.
+    #[inline]
     fn encode(self, at: u64, credit: i128) -> u64 {
         let stamp = at >> self.unit_bits;
         let into_unit = i128::from(at) - (i128::from(stamp) << self.unit_bits);
@@ -71,6 +75,7 @@ impl Layout {
     }
 
     /// Credit at tick `t`: never above the capacity; may be below zero for a stale `t`.
+    #[inline]
     fn credit_at(self, epoch: i128, credit_at_epoch: i128, t: u64) -> i128 {
         (credit_at_epoch + (i128::from(t) - epoch)).min(i128::from(self.capacity))
     }
@@ -147,9 +152,19 @@ impl Algorithm for TokenBucket {
             quota,
         ))
     }
+
+    /// Full iff the credit at `now` has reached the capacity.
+    #[inline]
+    fn is_full(state: u64, now: u64, quota: &Quota) -> bool {
+        let layout = Layout::of(quota);
+        let (epoch, credit_at_epoch) = layout.decode(state);
+        let t = quota.scale().ticks_at(now);
+        layout.credit_at(epoch, credit_at_epoch, t) >= i128::from(layout.capacity)
+    }
 }
 
 /// The decision for `need` ticks with `credit` in hand, without changing the state.
+#[inline]
 fn judge(
     layout: Layout,
     epoch: i128,
@@ -181,6 +196,7 @@ fn judge(
 }
 
 /// A tick as `u64`, saturating (only out-of-range for states no algorithm writes).
+#[inline]
 fn to_tick(tick: i128) -> u64 {
     tick.clamp(0, i128::from(u64::MAX)) as u64
 }
