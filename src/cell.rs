@@ -34,7 +34,9 @@ impl Cell {
         mut now: impl FnMut() -> u64,
     ) -> Result<Decision, InsufficientCapacity> {
         // Acquire: pairs with the Release of the CAS that wrote this state, so the clock read
-        // below happens after the writer's clock read.
+        // below happens after the writer's clock read. That orders clocks read through memory
+        // (ManualClock, CoarseClock); a TSC read is not ordered with loads, so a stale time of
+        // a few nanoseconds stays possible there, which only errs towards denial.
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             let transition = A::check(current, now(), cost, quota)?;

@@ -69,7 +69,7 @@ impl Clock for StdClock {
 }
 
 /// A monotonic clock read from the CPU's time-stamp counter where it is reliable (through
-/// `quanta`), which costs a few nanoseconds instead of a vDSO call; it falls back to the OS
+/// `quanta`) instead of calling into the OS; it falls back to the OS
 /// clock elsewhere. Measured from the clock's creation.
 #[cfg(feature = "quanta")]
 #[derive(Clone, Debug)]

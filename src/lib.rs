@@ -51,7 +51,7 @@ pub use limiter::protocol;
 pub use limiter::DirectLimiter;
 pub use limiter::{
     AtCapacity, CapacityPolicy, DefaultKeyHasher, KeyedBuilder, KeyedError, KeyedLimiter,
-    KeyedStats, SweeperHandle, DEFAULT_RECLAIM_INTERVAL,
+    KeyedStats, SweeperHandle, DEFAULT_RECLAIM_INTERVAL, MAX_PREALLOCATED_KEYS,
 };
 pub use quota::Quota;
 

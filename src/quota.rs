@@ -54,6 +54,11 @@ impl Quota {
     /// # Ok::<(), QuotaError>(())
     /// ```
     pub fn new(rate: u64, period: Duration) -> Result<Self, QuotaError> {
+        // The rate is judged first, as in `from_parts`, so the error does not depend on which
+        // path a bad quota takes.
+        if rate == 0 {
+            return Err(QuotaError::ZeroRate);
+        }
         if period > Self::MAX_PERIOD {
             return Err(QuotaError::PeriodTooLong);
         }
@@ -231,6 +236,8 @@ mod tests {
             Err(QuotaError::BurstTooLarge)
         );
         assert_eq!(Quota::new(0, Duration::ZERO), Err(QuotaError::ZeroRate));
+        // Regression: a zero rate with a too-long period used to report the period.
+        assert_eq!(Quota::new(0, Duration::MAX), Err(QuotaError::ZeroRate));
     }
 
     #[test]

@@ -336,3 +336,64 @@ fn debug_names_the_algorithm() {
     let debug = format!("{limiter:?}");
     assert!(debug.contains("token-bucket"), "{debug}");
 }
+
+/// Regression (review): `len()` used papaya's per-thread counters, which have no consistent
+/// snapshot and were seen reporting 6,083 keys on a 1,000-key limiter during a flood. It now
+/// reads the limiter's own occupancy count, which the bound keeps at or below `max_keys`.
+#[test]
+fn len_never_exceeds_max_keys_during_a_concurrent_flood() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    const MAX: usize = 1_000;
+    let clock = ManualClock::default();
+    // One per microsecond: keys go idle fast, so sweeps free slots that the flood refills.
+    let quota = Quota::new(1, Duration::from_micros(1)).unwrap();
+    let limiter = Arc::new(
+        KeyedLimiter::<u64>::builder(quota)
+            .clock(clock.clone())
+            .max_keys(MAX)
+            .build(),
+    );
+    let _sweeper = limiter.spawn_sweeper(Duration::from_micros(50)).unwrap();
+    let (stop, seen) = (AtomicBool::new(false), AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Relaxed) {
+                seen.fetch_max(limiter.len().max(limiter.stats().keys), Relaxed);
+            }
+        });
+        let flooders: Vec<_> = (0..6u64)
+            .map(|thread| {
+                let (limiter, clock) = (&limiter, &clock);
+                scope.spawn(move || {
+                    for i in 0..100_000u64 {
+                        if i % 64 == 0 {
+                            clock.advance(Duration::from_micros(2));
+                        }
+                        let _ = limiter.check_key(&(thread << 40 | i));
+                    }
+                })
+            })
+            .collect();
+        for flooder in flooders {
+            flooder.join().unwrap();
+        }
+        stop.store(true, Relaxed);
+    });
+    let seen = seen.load(Relaxed);
+    assert!(seen <= MAX, "len reported {seen} keys with max_keys {MAX}");
+}
+
+/// Regression (review): a capacity hint of `usize::MAX` made papaya panic ("capacity
+/// overflow") at construction. Hints are now lowered to `max_keys` and to a fixed ceiling.
+#[test]
+fn a_huge_capacity_hint_does_not_panic() {
+    let limiter = KeyedLimiter::<u64>::builder(Quota::per_second(1).unwrap())
+        .capacity(usize::MAX)
+        .max_keys(10)
+        .build();
+    assert!(limiter.check_key(&1).unwrap().is_allowed());
+    let unbounded = KeyedLimiter::<u64>::builder(Quota::per_second(1).unwrap())
+        .capacity(usize::MAX)
+        .build();
+    assert!(unbounded.check_key(&1).unwrap().is_allowed());
+}

@@ -3,7 +3,7 @@
 //! arithmetic).
 //!
 //! Random quotas (including the extremes: 1 ns periods, one admission per nanosecond, one per
-//! 365 days, bursts up to 2^40), random costs (0, 1, the burst, the burst + 1, anything) and
+//! 365 days, bursts up to 2^56), random costs (0, 1, the burst, the burst + 1, anything) and
 //! random times (small steps, steps onto the model's exact boundaries, huge jumps, the 2^61 ns
 //! lifetime, `u64::MAX`, and backwards) drive both algorithms and the model in lockstep.
 //!
@@ -565,7 +565,7 @@ impl Lockstep {
         let missing = followed.quota.capacity() - followed.after;
         let exact = base + followed.quota.refill_time(missing).ceil();
         if decision.reset_after() == Duration::MAX {
-            // Saturated: refilling takes over 2^64 seconds (a burst of 2^40 at one per year).
+            // Saturated: refilling takes over 2^64 seconds (a huge burst at one per year).
             assert!(exact >= now + Duration::MAX.as_nanos(), "{ctx}");
             return;
         }

@@ -60,7 +60,7 @@ const NANOS_PER_SECOND: u128 = 1_000_000_000;
 /// A quota: `rate` admissions per `period_ns` nanoseconds, with a bucket of `burst`.
 ///
 /// The model accepts any positive `u64` values; the limits of the implementation (periods up
-/// to 365 days, at most one admission per nanosecond, bursts up to 2^40) are not its concern.
+/// to 365 days, at most one admission per nanosecond, bursts up to 2^56) are not its concern.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Quota {
     rate: u64,

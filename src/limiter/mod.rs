@@ -8,5 +8,5 @@ pub use direct::DirectLimiter;
 pub use keyed::protocol;
 pub use keyed::{
     AtCapacity, CapacityPolicy, DefaultKeyHasher, KeyedBuilder, KeyedError, KeyedLimiter,
-    KeyedStats, SweeperHandle, DEFAULT_RECLAIM_INTERVAL,
+    KeyedStats, SweeperHandle, DEFAULT_RECLAIM_INTERVAL, MAX_PREALLOCATED_KEYS,
 };

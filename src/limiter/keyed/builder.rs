@@ -184,7 +184,10 @@ impl<K, A: Algorithm, C: Clock, S> KeyedBuilder<K, A, C, S> {
         self
     }
 
-    /// Size the map for `capacity` keys up front (default: 0, grow on demand).
+    /// Size the map for `capacity` keys up front (default: 0, grow on demand). A hint: it is
+    /// lowered to `max_keys` when that is smaller, and to [`MAX_PREALLOCATED_KEYS`] (2^20)
+    /// in any case, so that a mistaken value cannot overflow or exhaust memory at
+    /// construction; the map still grows past it on demand.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self
@@ -196,15 +199,15 @@ impl<K, A: Algorithm, C: Clock, S> KeyedBuilder<K, A, C, S> {
         K: Hash + Eq,
         S: BuildHasher,
     {
-        KeyedLimiter::from_parts(
-            self.quota,
-            self.clock,
-            self.hasher,
-            self.capacity,
-            self.config,
-        )
+        let bound = usize::try_from(self.config.max_keys).unwrap_or(usize::MAX);
+        let capacity = self.capacity.min(bound).min(MAX_PREALLOCATED_KEYS);
+        KeyedLimiter::from_parts(self.quota, self.clock, self.hasher, capacity, self.config)
     }
 }
+
+/// The most keys [`KeyedBuilder::capacity`] preallocates room for: 2^20 (about a million);
+/// larger hints are lowered to it, and the map grows past it on demand.
+pub const MAX_PREALLOCATED_KEYS: usize = 1 << 20;
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)

@@ -32,7 +32,7 @@ mod protocol;
 mod stats;
 mod sweeper;
 
-pub use builder::{CapacityPolicy, KeyedBuilder, DEFAULT_RECLAIM_INTERVAL};
+pub use builder::{CapacityPolicy, KeyedBuilder, DEFAULT_RECLAIM_INTERVAL, MAX_PREALLOCATED_KEYS};
 pub use error::{AtCapacity, KeyedError};
 pub use stats::KeyedStats;
 pub use sweeper::SweeperHandle;
@@ -43,14 +43,14 @@ use stats::Counters;
 /// The default hasher of a [`KeyedLimiter`]: foldhash's fast variant, with a random seed per
 /// limiter.
 ///
-/// Chosen over ahash (the other common fast choice) because it is as fast or faster on the
-/// short keys rate limiters see (integers, IP addresses, API keys of a few dozen bytes), has
-/// no dependencies, and is what hashbrown itself now defaults to. Its seeds come from address
+/// Chosen over ahash (the other common fast choice) because it is designed for the short keys
+/// rate limiters see (integers, IP addresses, API keys of a few dozen bytes), has no
+/// dependencies, and is what hashbrown itself now defaults to. Its seeds come from address
 /// randomization, the time and a heap address rather than the OS's random source: enough that
 /// collisions cannot be precomputed, but foldhash does not claim resistance to an attacker
 /// who can probe the map's timing at length. Where keys are attacker-chosen and that matters,
 /// pass `std::collections::hash_map::RandomState` (SipHash) to
-/// [`KeyedBuilder::hasher`]; it costs a few nanoseconds more per lookup.
+/// [`KeyedBuilder::hasher`]; it is slower per lookup.
 #[derive(Clone, Debug, Default)]
 pub struct DefaultKeyHasher(foldhash::fast::RandomState);
 
@@ -331,7 +331,7 @@ where
     }
 
     /// Removes every key whose bucket is full (idle) now, and returns how many. Visits each
-    /// key once: the cost is proportional to the number of keys, a few nanoseconds each, and
+    /// key once: the cost is proportional to the number of keys, and
     /// other threads keep checking meanwhile (the map is never locked). Safe against
     /// concurrent checks: a key is removed only if no admission got in since it was seen
     /// full (see `docs/design.md`).
@@ -359,9 +359,12 @@ where
         self.sweep(&map, now)
     }
 
-    /// The number of keys tracked.
+    /// The number of keys tracked, counting insertions in flight on other threads at this
+    /// instant. Never more than `max_keys`.
     pub fn len(&self) -> usize {
-        self.map.len()
+        // The limiter's own occupancy count, exact under concurrency (papaya's `len` sums
+        // per-thread counters without a consistent snapshot, and can overshoot).
+        usize::try_from(self.counters.occupancy()).unwrap_or(usize::MAX)
     }
 
     /// Whether no key is tracked.
@@ -548,7 +551,13 @@ where
 
     #[cold]
     fn insert(&self) -> Result<&'m Cell, Full> {
-        self.limiter.make_room(self.map)?;
+        if let Err(full) = self.limiter.make_room(self.map) {
+            // Regression (a review found it): another thread may have inserted this very key
+            // while we looked for room. The key is then tracked, and the request belongs to its
+            // cell, not to the capacity policy. (An insertion still in flight, between its
+            // reservation and its insert, is not seen: see docs/design.md, "The memory bound".)
+            return self.find().ok_or(full);
+        }
         let cell = Cell::new(A::initial(&self.limiter.quota));
         match self.map.try_insert(self.key.to_owned(), cell) {
             Ok(cell) => Ok(cell),

@@ -103,7 +103,9 @@ pub fn retire_if_idle<A: Algorithm>(cell: &Cell, quota: &Quota, now: u64) -> boo
 /// as asked; any later attempt sees `RETIRED` and moves to the key's next cell.
 #[inline]
 pub fn retire(cell: &Cell) -> bool {
-    // Release: as for the retiring CAS in `retire_if_idle`.
+    // Release: a removal reads no clock, so there is no time to publish; kept so that a
+    // checker's Acquire of RETIRED is ordered after everything the remover did before (cheap:
+    // the swap is a locked read-modify-write either way on x86).
     cell.word().swap(RETIRED, Ordering::Release) != RETIRED
 }
 
@@ -117,7 +119,8 @@ pub fn is_retired(cell: &Cell) -> bool {
 /// One key's view of a map of cells: what the protocol needs to look a key up and to unmap a
 /// retired cell.
 ///
-/// The keyed limiter implements it on papaya; the loom models on a mutex-guarded slot.
+/// The keyed limiter implements it on papaya; the loom models on a small stand-in map (an
+/// atomic index into a few cells).
 pub trait Slot {
     /// A reference to a mapped cell (kept alive by the map's guard, or counted).
     type Handle: Deref<Target = Cell>;

@@ -150,8 +150,10 @@ impl Counters {
 
     /// Takes the automatic sweep's turn, if free.
     pub(super) fn try_begin_sweep(&self) -> Option<SweepTurn<'_>> {
-        // Acquire: pairs with the Release that ended the previous turn, so this sweep sees
-        // that sweep's bookkeeping. Failure, Relaxed: someone else is sweeping; we move on.
+        // Acquire: pairs with the Release that ended the previous automatic turn, so automatic
+        // sweeps never overlap. Explicit sweeps (`evict_idle`, the sweeper thread) do not take
+        // the turn and may run beside one; the bookkeeping they all write is heuristic and
+        // relaxed. Failure, Relaxed: someone else is sweeping; we move on.
         self.sweeping
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
             .ok()
