@@ -32,6 +32,7 @@ mod clock;
 mod decision;
 mod error;
 mod limiter;
+pub mod policy;
 mod quota;
 mod sync;
 mod ticks;

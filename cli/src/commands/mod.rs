@@ -2,3 +2,4 @@
 //! print, or a [`CliError`](crate::CliError).
 
 pub mod quota;
+pub mod replay;

@@ -1,0 +1,250 @@
+//! `nanolimit replay --config <policies.toml> <input>...`: runs access logs or JSONL traces
+//! through a set of policies and reports what they would have done.
+//!
+//! Time comes from the input through a [`ManualClock`] that only moves forward: a line earlier
+//! than the latest time seen is judged at the latest time (no time passing), as the
+//! semantics contract says of time that goes backwards.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+use nanolimit::policy::{load_policies, KeyPart, PolicyManager, Request, Verdict};
+use nanolimit::ManualClock;
+
+use crate::decisions::write_decision;
+use crate::logs::{clf, jsonl, Format, Record};
+use crate::summary::Tally;
+use crate::CliError;
+
+/// Arguments of `nanolimit replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The policy file (TOML; see docs/config.md).
+    #[arg(long, value_name = "POLICIES.toml")]
+    pub config: PathBuf,
+
+    /// The input format; `auto` picks JSONL when the first non-blank line starts with `{`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: Format,
+
+    /// Write one JSON line per request (its line number, the verdict, each policy's decision).
+    #[arg(long, value_name = "OUT.jsonl")]
+    pub decisions: Option<PathBuf>,
+
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Stop at the first malformed line (exit status 1).
+    #[arg(long)]
+    pub strict: bool,
+
+    /// How many of the most denied keys to list per policy.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub top: usize,
+
+    /// Access logs (Common/Combined Log Format) or JSONL traces; `-` reads standard input.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+}
+
+/// Replays every input in order and returns the summary to print.
+pub fn run(args: &ReplayArgs) -> Result<String, CliError> {
+    let specs = load_policies(&args.config).map_err(|e| CliError::Usage(e.to_string()))?;
+    // Every input must open before anything is replayed.
+    for input in args.inputs.iter().filter(|i| *i != "-") {
+        File::open(input).map_err(|e| CliError::Usage(format!("cannot open {input}: {e}")))?;
+    }
+    let clock = ManualClock::new(0);
+    let manager = PolicyManager::with_clock(specs, clock.clone())
+        .map_err(|e| CliError::Usage(format!("{}: {e}", args.config.display())))?;
+    let mut decisions = match &args.decisions {
+        None => None,
+        Some(path) => Some(BufWriter::with_capacity(
+            1 << 16,
+            File::create(path)
+                .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", path.display())))?,
+        )),
+    };
+    let mut replay = Replay {
+        manager: &manager,
+        clock,
+        origin: None,
+        latest: 0,
+        tally: Tally::new(&manager, args.inputs.clone()),
+        verdict: Verdict::new(),
+        names: manager.policies().map(|p| p.name().to_owned()).collect(),
+        out: Vec::with_capacity(256),
+        strict: args.strict,
+        // Only header keys read headers: without them, a CLF line's are not even collected.
+        needs_headers: manager.policies().any(|p| {
+            p.key()
+                .parts()
+                .iter()
+                .any(|k| matches!(k, KeyPart::Header(_)))
+        }),
+    };
+    for input in &args.inputs {
+        let (reader, size): (Box<dyn Read>, Option<u64>) = if input == "-" {
+            (Box::new(io::stdin().lock()), None)
+        } else {
+            let file = File::open(input)
+                .map_err(|e| CliError::Usage(format!("cannot open {input}: {e}")))?;
+            let size = file.metadata().ok().map(|m| m.len());
+            (Box::new(file), size)
+        };
+        let reader = BufReader::with_capacity(1 << 16, reader);
+        replay.input(input, reader, size, args.format, decisions.as_mut())?;
+    }
+    if let Some(mut w) = decisions {
+        w.flush()
+            .map_err(|e| CliError::Input(format!("cannot write decisions: {e}")))?;
+    }
+    let summary = replay.tally.summary(args.top);
+    Ok(if args.json {
+        summary.to_json()
+    } else {
+        summary.to_table()
+    })
+}
+
+struct Replay<'m> {
+    manager: &'m PolicyManager<ManualClock>,
+    clock: ManualClock,
+    /// The first request's time: the clock reads time since then.
+    origin: Option<u64>,
+    latest: u64,
+    tally: Tally,
+    verdict: Verdict,
+    names: Vec<String>,
+    out: Vec<u8>,
+    strict: bool,
+    needs_headers: bool,
+}
+
+impl Replay<'_> {
+    fn input(
+        &mut self,
+        name: &str,
+        mut reader: impl BufRead,
+        size: Option<u64>,
+        format: Format,
+        mut decisions: Option<&mut BufWriter<File>>,
+    ) -> Result<(), CliError> {
+        let mut progress = Progress::new(name, size);
+        let mut buf = Vec::with_capacity(1024);
+        let mut format = format;
+        let mut number = 0u64;
+        loop {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| CliError::Input(format!("{name}: read error: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            self.tally.lines += 1;
+            progress.advance(n as u64);
+            let line = String::from_utf8_lossy(&buf);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.trim().is_empty() {
+                continue;
+            }
+            if format == Format::Auto {
+                format = format.resolve(Some(line));
+            }
+            let parsed = match format {
+                Format::Jsonl => jsonl::parse(line),
+                _ => clf::parse(line, self.needs_headers),
+            };
+            let record = match parsed {
+                Ok(r) => r,
+                Err(e) => {
+                    if self.strict {
+                        return Err(CliError::Input(format!("{name}:{number}: {e}")));
+                    }
+                    self.tally.malformed(name, number, e.to_string());
+                    continue;
+                }
+            };
+            self.request(&record);
+            if let Some(w) = decisions.as_deref_mut() {
+                self.out.clear();
+                write_decision(&mut self.out, number, &self.verdict, &self.names);
+                w.write_all(&self.out)
+                    .map_err(|e| CliError::Input(format!("cannot write decisions: {e}")))?;
+            }
+        }
+        progress.finish();
+        Ok(())
+    }
+
+    /// Moves the clock (forward only) and checks the request.
+    #[inline]
+    fn request(&mut self, record: &Record<'_>) {
+        let origin = *self.origin.get_or_insert(record.t_ns);
+        let t = record.t_ns.saturating_sub(origin);
+        if t > self.latest {
+            self.latest = t;
+            self.clock.set(t);
+        } else if t < self.latest {
+            self.tally.out_of_order += 1;
+        }
+        self.tally.span_ns = self.latest;
+        // Empty (no allocation) unless a policy keys on a header.
+        let headers: Vec<(&str, &str)> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        let req = Request::new(&record.ip, &record.method, &record.path)
+            .with_headers(&headers)
+            .with_cost(record.cost);
+        self.manager.check_into(&req, &mut self.verdict);
+        self.tally.record(&self.verdict);
+    }
+}
+
+/// A one-line progress indicator on standard error, only when it is a terminal and the input
+/// is a file of known size.
+struct Progress {
+    name: String,
+    size: Option<u64>,
+    done: u64,
+    next: u64,
+}
+
+impl Progress {
+    const STEP: u64 = 4 << 20;
+
+    fn new(name: &str, size: Option<u64>) -> Self {
+        let size = size.filter(|&s| s > 4 * Self::STEP && io::stderr().is_terminal());
+        Self {
+            name: name.to_owned(),
+            size,
+            done: 0,
+            next: Self::STEP,
+        }
+    }
+
+    #[inline]
+    fn advance(&mut self, bytes: u64) {
+        self.done += bytes;
+        if self.done >= self.next {
+            self.next += Self::STEP;
+            if let Some(size) = self.size {
+                let pct = self.done.saturating_mul(100) / size.max(1);
+                let _ = write!(io::stderr(), "\r{}: {pct:>3}%", self.name);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if self.size.is_some() {
+            let _ = write!(io::stderr(), "\r{}: 100%\n", self.name);
+        }
+    }
+}

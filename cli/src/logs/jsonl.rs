@@ -1,0 +1,122 @@
+//! JSONL traces: one object per line,
+//! `{"t": <seconds, may be fractional>, "ip": "...", "method": "GET", "path": "/...",
+//! "headers": {"x-api-key": "..."}, "cost": 1}`; only `t` is required.
+//!
+//! `t` is read from its decimal text (not through a float), so `0.1` is exactly 100 ms;
+//! digits beyond nanoseconds are dropped. Other fields are ignored.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{LineError, Record};
+
+#[derive(Deserialize)]
+struct Line<'a> {
+    t: serde_json::Number,
+    #[serde(default, borrow)]
+    ip: Cow<'a, str>,
+    #[serde(default, borrow)]
+    method: Cow<'a, str>,
+    #[serde(default, borrow)]
+    path: Cow<'a, str>,
+    #[serde(default, borrow)]
+    headers: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(default)]
+    cost: Option<u64>,
+}
+
+/// Parses one line.
+pub fn parse(line: &str) -> Result<Record<'_>, LineError> {
+    let parsed: Line<'_> =
+        serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
+    let t_ns = seconds_to_ns(&parsed.t.to_string()).ok_or(LineError::BadTime)?;
+    let cost = match parsed.cost {
+        Some(0) => return Err(LineError::ZeroCost),
+        Some(c) => c,
+        None => 1,
+    };
+    Ok(Record {
+        t_ns,
+        ip: parsed.ip,
+        method: parsed.method,
+        path: parsed.path,
+        headers: parsed.headers.into_iter().collect(),
+        cost,
+    })
+}
+
+/// `"12"`, `"0.25"`, `"1e3"`, `"1.5e-3"` seconds as whole ns (truncated), if >= 0 and in range.
+pub fn seconds_to_ns(text: &str) -> Option<u64> {
+    if text.starts_with('-') {
+        return None;
+    }
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (int, frac) = match mantissa.find('.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None => (mantissa, ""),
+    };
+    if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // value = digits * 10^(exp - frac.len()) seconds = digits * 10^(exp - frac.len() + 9) ns.
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    let shift = i64::from(exp) - frac.len() as i64 + 9;
+    if digits.is_empty() {
+        return Some(0);
+    }
+    if digits.len() > 40 {
+        return None;
+    }
+    let n: u128 = digits.parse().ok()?;
+    let ns = if shift >= 0 {
+        n.checked_mul(10u128.checked_pow(u32::try_from(shift).ok()?)?)?
+    } else {
+        let down = u32::try_from(-shift).ok()?;
+        if down > 38 {
+            0
+        } else {
+            n / 10u128.pow(down)
+        }
+    };
+    u64::try_from(ns).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(seconds_to_ns("0"), Some(0));
+        assert_eq!(seconds_to_ns("0.1"), Some(100_000_000));
+        assert_eq!(seconds_to_ns("12.000000001"), Some(12_000_000_001));
+        assert_eq!(seconds_to_ns("1e3"), Some(1_000_000_000_000));
+        assert_eq!(seconds_to_ns("1.5e-3"), Some(1_500_000));
+        assert_eq!(seconds_to_ns("1e-30"), Some(0));
+        assert_eq!(seconds_to_ns("-1"), None);
+        assert_eq!(seconds_to_ns("1e300"), None);
+    }
+
+    #[test]
+    fn lines() {
+        let r = parse(r#"{"t": 1.5, "ip": "a", "headers": {"X-Key": "k"}, "cost": 3}"#).unwrap();
+        assert_eq!((r.t_ns, &*r.ip, r.cost), (1_500_000_000, "a", 3));
+        assert_eq!(r.headers, vec![(Cow::from("X-Key"), Cow::from("k"))]);
+        let r = parse(r#"{"t": 2}"#).unwrap();
+        assert_eq!((r.t_ns, &*r.path, r.cost), (2_000_000_000, "", 1));
+        assert_eq!(parse(r#"{"t": -1}"#).unwrap_err(), LineError::BadTime);
+        assert_eq!(
+            parse(r#"{"t": 1, "cost": 0}"#).unwrap_err(),
+            LineError::ZeroCost
+        );
+        assert!(matches!(parse(r#"{"ip": "a"}"#), Err(LineError::Json(_))));
+        assert!(matches!(parse("not json"), Err(LineError::Json(_))));
+        assert!(parse(r#"{"t": 1, "extra": 2}"#).is_ok());
+    }
+}
