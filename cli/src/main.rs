@@ -1,6 +1,7 @@
-//! `nanolimit`: inspect quotas (and, later, serve and replay).
+//! `nanolimit`: inspect quotas and replay logs through policies (and, later, serve).
 //!
-//! Errors in what the user typed print one line on stderr and exit with status 2.
+//! Errors in what the user typed (or in a policy file) print one line on stderr and exit with
+//! status 2; errors in the input of `replay --strict` exit with status 1.
 
 use std::fmt;
 use std::io::Write;
@@ -10,10 +11,13 @@ use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod decisions;
+mod logs;
 mod render;
 mod spec;
+mod summary;
 
-/// Lock-free GCRA and token-bucket rate limiting: inspect quotas.
+/// Lock-free GCRA and token-bucket rate limiting: inspect quotas, replay logs through policies.
 #[derive(Parser, Debug)]
 #[command(name = "nanolimit", version)]
 struct Cli {
@@ -21,11 +25,14 @@ struct Cli {
     command: Command,
 }
 
-/// The subcommands. `serve` and `replay` will join `quota` here.
+/// The subcommands. `serve` will join them here.
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Validate a quota and print what it means: emission interval, refill time, precision.
     Quota(commands::quota::QuotaArgs),
+    /// Replay access logs (Common/Combined Log Format) or JSONL traces through a policy file
+    /// and report what the policies would have allowed and denied.
+    Replay(commands::replay::ReplayArgs),
 }
 
 /// A failure of a command.
@@ -33,12 +40,15 @@ enum Command {
 pub enum CliError {
     /// What the user typed is wrong (exit status 2, as for clap's own errors).
     Usage(String),
+    /// The input is malformed (under `replay --strict`) or unreadable (exit status 1).
+    Input(String),
 }
 
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => 2,
+            Self::Input(_) => 1,
         }
     }
 }
@@ -46,7 +56,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Usage(message) => f.write_str(message),
+            Self::Usage(message) | Self::Input(message) => f.write_str(message),
         }
     }
 }
@@ -58,6 +68,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Quota(args) => commands::quota::run(args),
+        Command::Replay(args) => commands::replay::run(args),
     };
     match result {
         Ok(output) => {
@@ -78,16 +89,22 @@ fn main() -> ExitCode {
 fn clap_error(e: &clap::Error) -> ExitCode {
     let code = u8::try_from(e.exit_code()).unwrap_or(2);
     match e.kind() {
-        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
-            let rendered = e.render().to_string();
-            eprintln!(
-                "{}",
-                rendered.lines().next().unwrap_or("error: invalid value")
-            );
-        }
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => eprintln!("{}", one_line(e)),
         _ => {
             let _ = e.print();
         }
     }
     ExitCode::from(code)
+}
+
+/// Clap's message for a bad value without the "for more information" tail, on one line even
+/// when the value itself contains a newline (regression: `quota $'1/1s\n'` printed only
+/// `error: invalid value '1/1s`, losing the reason).
+fn one_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let message = rendered
+        .split("\n\nFor more information")
+        .next()
+        .unwrap_or("");
+    message.trim_end().replace('\n', "\\n")
 }

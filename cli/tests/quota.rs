@@ -104,6 +104,12 @@ fn bad_input_is_one_line_and_exit_status_2() {
             &["quota", "10/1s", "--burst", "0"],
             "error: invalid burst 0: burst must be at least 1",
         ),
+        // Regression (review): a newline inside the value cut the message before the reason.
+        (
+            &["quota", "1/1s\n"],
+            "error: invalid value '1/1s\\n' for '<RATE/PERIOD>': period '1s\\n' has an \
+             unknown unit 's\\n' (use ns, us, ms, s, m, h or d)",
+        ),
         (
             &["quota", "99999999999999999999/1s"],
             "error: invalid value '99999999999999999999/1s' for '<RATE/PERIOD>': rate \

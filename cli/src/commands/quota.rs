@@ -84,7 +84,9 @@ pub fn describe(quota: &Quota) -> String {
         },
     );
 
-    let refill = quota.refill_time().as_nanos();
+    // Computed here rather than read from `Quota::refill_time`, which saturates at
+    // `Duration::MAX` (about 584 billion years) for the slowest quotas with the largest bursts.
+    let refill = (u128::from(burst) * period).div_ceil(rate);
     let refill_exact = (u128::from(burst) * period).is_multiple_of(rate);
     line(
         "refill time:",
@@ -162,6 +164,16 @@ mod tests {
         );
         // The largest rate per period (10^9/s for 365 days) is its own default burst.
         assert!(build(&spec(31_536_000_000_000_000, 365 * 86_400), None).is_ok());
+    }
+
+    /// Regression (review): the refill time of the slowest quota with the largest burst was
+    /// read from `Quota::refill_time`, which saturates, and printed as if exact.
+    #[test]
+    fn refill_time_beyond_duration_max_is_exact() {
+        let quota = build(&spec(1, 365 * 86_400), Some(1 << 56)).unwrap();
+        let expected = (1u128 << 56) * 365 * 86_400 * 1_000_000_000;
+        let text = describe(&quota);
+        assert!(text.contains(&format!("({expected} ns)")), "{text}");
     }
 
     #[test]
