@@ -1,5 +1,5 @@
-//! One bucket, one thread: the cost of a check, nanolimit (GCRA and token bucket) and governor
-//! side by side in each group, in one run.
+//! One bucket, one thread: the cost of a check, nanolimit (GCRA and token bucket), governor and
+//! the `ratelimit` crate (a token bucket) side by side in each group, in one run.
 //!
 //! - `direct/always-allow`: a quota so generous (10^9 per second, burst 10^9) that every check
 //!   is admitted: the full path, clock read and a successful compare-and-swap.
@@ -11,7 +11,9 @@
 //! `nanolimit::CoarseClock`, `/upkeep`: governor's `QuantaUpkeepClock`). quanta allows one
 //! upkeep thread per process, so one `CoarseClock` is created and shared by reference. Both
 //! upkeep clocks can run at once here only because governor 0.10 links quanta 0.12 and nanolimit
-//! quanta 0.13, two crates with separate globals.
+//! quanta 0.13, two crates with separate globals. `ratelimit` runs on its default clock
+//! (`/std`: `std::time::Instant`) and on nanolimit's `CoarseClock` (`/coarse`), through its
+//! `Clock` trait.
 //!
 //! Before and after each measurement the limiter is checked once more to prove that the
 //! scenario is the one named (allowed, or denied).
@@ -25,7 +27,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use governor::clock::QuantaUpkeepClock;
-use nanolimit::{CoarseClock, DirectLimiter, Quota};
+use nanolimit::{Clock, CoarseClock, DirectLimiter, Quota};
 
 /// How often the cached clocks are refreshed.
 const UPKEEP_INTERVAL: Duration = Duration::from_millis(1);
@@ -36,12 +38,38 @@ struct CachedClocks {
     governor: QuantaUpkeepClock,
 }
 
-/// A scenario: the quotas of both libraries, and the outcome every measured check must have.
+/// nanolimit's cached clock, as a `ratelimit` clock.
+struct RatelimitCoarse<'a>(&'a CoarseClock);
+
+impl ratelimit::Clock for RatelimitCoarse<'_> {
+    #[inline]
+    fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.0.now())
+    }
+}
+
+/// A scenario: the quotas of the three libraries, and the outcome every measured check must
+/// have.
 struct Scenario {
     group: &'static str,
     nanolimit: Quota,
     governor: governor::Quota,
+    /// `ratelimit`: tokens per period, the period, and the burst.
+    ratelimit: (u64, Duration, u64),
     allowed: bool,
+}
+
+impl Scenario {
+    /// A `ratelimit` limiter that starts full, like the others.
+    fn ratelimit<C: ratelimit::Clock>(&self, clock: C) -> ratelimit::Ratelimiter<C> {
+        let (rate, period, burst) = self.ratelimit;
+        ratelimit::Builder::with_clock(rate, clock)
+            .period(period)
+            .max_tokens(burst)
+            .initial_available(burst)
+            .build()
+            .expect("valid ratelimit")
+    }
 }
 
 /// Measures `check` (which reports whether it was admitted) after draining `drain` checks,
@@ -83,6 +111,10 @@ fn run(c: &mut Criterion, scenario: &Scenario, clocks: &CachedClocks) {
     contender(&mut group, "governor/quanta", scenario, drain, || {
         black_box(&limiter).check().is_ok()
     });
+    let limiter = scenario.ratelimit(ratelimit::StdClock::new());
+    contender(&mut group, "ratelimit/std", scenario, drain, || {
+        black_box(&limiter).try_wait().is_ok()
+    });
 
     let limiter = DirectLimiter::gcra_with_clock(quota, &clocks.nanolimit);
     contender(&mut group, "nanolimit-gcra/coarse", scenario, drain, || {
@@ -101,6 +133,10 @@ fn run(c: &mut Criterion, scenario: &Scenario, clocks: &CachedClocks) {
     contender(&mut group, "governor/upkeep", scenario, drain, || {
         black_box(&limiter).check().is_ok()
     });
+    let limiter = scenario.ratelimit(RatelimitCoarse(&clocks.nanolimit));
+    contender(&mut group, "ratelimit/coarse", scenario, drain, || {
+        black_box(&limiter).try_wait().is_ok()
+    });
 
     group.finish();
 }
@@ -117,6 +153,7 @@ fn main() {
             group: "direct/always-allow",
             nanolimit: Quota::per_second(billion).expect("valid quota"),
             governor: governor::Quota::per_second(NonZeroU32::new(billion as u32).expect("> 0")),
+            ratelimit: (billion, Duration::from_secs(1), billion),
             allowed: true,
         },
         Scenario {
@@ -125,6 +162,7 @@ fn main() {
                 .and_then(|q| q.with_burst(1))
                 .expect("valid quota"),
             governor: governor::Quota::per_hour(NonZeroU32::MIN),
+            ratelimit: (1, Duration::from_secs(3600), 1),
             allowed: false,
         },
     ];

@@ -148,7 +148,15 @@ where
     S: BuildHasher,
 {
     fn from_parts(quota: Quota, clock: C, hasher: S, capacity: usize, config: Config) -> Self {
-        let map = HashMap::builder().hasher(hasher).capacity(capacity).build();
+        // Blocking resizes: the inserting threads finish a resize before going on, so lookups
+        // never probe two tables. (papaya's default, incremental, leaves the last resize
+        // half-done until enough later inserts copy it: every check of an existing key then
+        // probes the old table first. Measured in docs/benchmarks.md.)
+        let map = HashMap::builder()
+            .hasher(hasher)
+            .capacity(capacity)
+            .resize_mode(papaya::ResizeMode::Blocking)
+            .build();
         Self {
             map,
             quota,
