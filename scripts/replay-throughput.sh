@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Lines per second of `nanolimit replay` on a large input: the shared 10,000-line access log
-# repeated N times (default 200: 2,000,000 lines, ~480 MB), each copy shifted 4 days later
-# than the one before so that time moves on as in one long log, written under target/ (never
-# into the repository), replayed through examples/replay/policies.toml by the release binary.
+# repeated N times (default 200: 2,000,000 lines, 395,238,000 bytes), each copy shifted 4 days
+# later than the one before so that time moves on as in one long log, written under target/
+# (never into the repository), replayed through examples/replay/policies.toml by the release
+# binary. With --decisions, each run also writes every decision to
+# target/replay-throughput-decisions.jsonl (and the script prints its size).
 # Needs python3 (to write the input once).
 #
-#   scripts/replay-throughput.sh [N]
+#   scripts/replay-throughput.sh [--decisions] [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+decisions=()
+if [ "${1:-}" = "--decisions" ]; then
+    decisions=(--decisions target/replay-throughput-decisions.jsonl)
+    shift
+fi
 n="${1:-200}"
 log="../shared/data/access-2015.log"
 big="target/replay-throughput-${n}x.log"
@@ -32,8 +39,11 @@ fi
 lines=$(wc -l < "$big")
 for run in 1 2 3; do
     start=$(date +%s.%N)
-    target/release/nanolimit replay --config examples/replay/policies.toml "$big" > /dev/null
+    target/release/nanolimit replay --config examples/replay/policies.toml "${decisions[@]}" "$big" > /dev/null
     end=$(date +%s.%N)
     awk -v l="$lines" -v s="$start" -v e="$end" -v r="$run" \
         'BEGIN { printf "run %d: %d lines in %.3f s: %.0f lines/s\n", r, l, e - s, l / (e - s) }'
 done
+if [ ${#decisions[@]} -gt 0 ]; then
+    echo "decisions: $(wc -c < target/replay-throughput-decisions.jsonl) bytes"
+fi

@@ -66,9 +66,90 @@ fn a_good_file_gives_its_policies() {
     assert_eq!(keys.matcher().prefix(), None);
 }
 
+/// Regression (review of issue 4, fault 6): an empty file, or one of comments only, loaded as
+/// no policies, and replay then reported every request allowed.
 #[test]
-fn an_empty_file_has_no_policies() {
-    assert!(parse_policies("", "p.toml").unwrap().is_empty());
+fn a_file_without_policies_is_an_error() {
+    for text in ["", "\n", "# policies to come\n\n# none yet\n"] {
+        let (line, col, kind, shown) = err(text);
+        assert_eq!((line, col, kind), (1, 1, ConfigErrorKind::NoPolicies));
+        assert_eq!(shown, "no [[policy]] in p.toml");
+    }
+}
+
+/// Regression (fault 5): a policy whose cost is above its burst can never admit anything; it
+/// loaded, and denied every request it matched.
+#[test]
+fn a_cost_above_the_burst_is_an_error_at_the_cost() {
+    let (l, c, k, shown) = err(&format!(
+        "{HEAD}rate = 10\nperiod = \"1s\"\nburst = 3\nkey = \"ip\"\ncost = 4\n"
+    ));
+    assert_eq!(
+        (l, c, k),
+        (7, 8, ConfigErrorKind::CostAboveBurst { cost: 4, burst: 3 })
+    );
+    assert_eq!(
+        shown,
+        "p.toml:7:8: cost 4 is above the burst 3: no request could ever be admitted"
+    );
+    // Burst defaults to the rate.
+    let (_, _, k, _) = err(&format!(
+        "{HEAD}rate = 2\nperiod = \"1s\"\nkey = \"ip\"\ncost = 3\n"
+    ));
+    assert_eq!(k, ConfigErrorKind::CostAboveBurst { cost: 3, burst: 2 });
+    assert!(parse_policies(
+        &format!("{HEAD}rate = 2\nperiod = \"1s\"\nkey = \"ip\"\ncost = 2\n"),
+        "p.toml"
+    )
+    .is_ok());
+}
+
+/// Regression (fault 11): `methods = []` loaded as "any method" though it reads as "none".
+#[test]
+fn empty_methods_are_an_error() {
+    let (l, c, k, _) = err(&format!(
+        "{HEAD}rate = 1\nperiod = \"1s\"\nkey = \"ip\"\n[policy.match]\nmethods = []\n"
+    ));
+    assert_eq!((l, c, k), (7, 11, ConfigErrorKind::EmptyMethods));
+}
+
+/// Regression (fault 11): a repeated key part was accepted.
+#[test]
+fn a_repeated_key_part_is_an_error() {
+    let (l, c, k, _) = err(&format!(
+        "{HEAD}rate = 1\nperiod = \"1s\"\nkey = \"ip+ip\"\n"
+    ));
+    assert_eq!(
+        (l, c, k),
+        (
+            5,
+            7,
+            ConfigErrorKind::BadKey(KeyError::RepeatedPart("ip".into()))
+        )
+    );
+}
+
+/// Regression (fault 11): toml's message for some syntax errors spans two lines.
+#[test]
+fn a_syntax_error_is_one_line() {
+    let (l, c, _, shown) = err("[[policy]]\nname = \"a\"\nrate = = 1\n");
+    assert_eq!((l, c), (3, 8));
+    assert!(!shown.contains('\n'), "{shown}");
+    assert!(shown.starts_with("p.toml:3:8: "), "{shown}");
+}
+
+/// Regression (fault 9): a file that is not UTF-8 was "cannot read: stream did not contain
+/// valid UTF-8", with no position.
+#[test]
+fn a_non_utf8_file_names_the_first_invalid_byte() {
+    let path = std::env::temp_dir().join(format!("nanolimit-nonutf8-{}.toml", std::process::id()));
+    std::fs::write(&path, b"[[policy]]\nname = \"a\xff\xfe\"\nrate = 1\n").unwrap();
+    let e = nanolimit::policy::load_policies(&path).unwrap_err();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        (e.line, e.column, e.kind),
+        (2, 10, ConfigErrorKind::NotUtf8)
+    );
 }
 
 const HEAD: &str = "[[policy]]\nname = \"a\"\n";

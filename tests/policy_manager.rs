@@ -280,3 +280,58 @@ fn a_full_key_limit_refuses_new_keys() {
     assert_eq!(*v.outcomes()[1].result(), PolicyResult::AtCapacity);
     assert_eq!(m.keys_tracked(0), 2);
 }
+
+/// Regression (review of issue 4, fault 1): a peek of a new key saw a full bucket whatever the
+/// key limit, so every peek passed, policy `a` consumed, and then `b` (at its `max_keys`)
+/// refused the key at capacity: `a` lost quota to a denied request.
+#[test]
+fn a_refusal_at_capacity_takes_nothing_from_the_other_policies() {
+    let hourly = |burst| Quota::per_hour(1).unwrap().with_burst(burst).unwrap();
+    let m = manager(vec![
+        PolicySpec::new("a", hourly(2), key("ip")),
+        PolicySpec::new("b", hourly(5), key("path")).max_keys(1),
+    ]);
+    assert!(m.check(&get("x", "/p1")).is_allowed());
+    for _ in 0..2 {
+        let v = m.check(&get("y", "/p2"));
+        assert!(!v.is_allowed());
+        assert_eq!(*v.outcomes()[1].result(), PolicyResult::AtCapacity);
+        assert!(!v.outcomes()[0].consumed());
+        assert_eq!(remaining(&v, 0), 2, "a's bucket for y is untouched");
+    }
+    // /p1 is tracked by b: y is admitted, with a's whole bucket.
+    let v = m.check(&get("y", "/p1"));
+    assert!(v.is_allowed(), "{v:?}");
+    assert_eq!(remaining(&v, 0), 1);
+    assert_eq!(m.keys_tracked(0), 2);
+    assert_eq!(m.keys_tracked(1), 1);
+}
+
+/// Regression (fault 1, two key limits): the key stored in the first bounded policy to make
+/// sure of room is evicted again when the second refuses, so the first keeps no trace of it.
+#[test]
+fn a_refusal_at_capacity_gives_back_the_room_taken_in_other_bounded_policies() {
+    let m = manager(vec![
+        PolicySpec::new("a", per_second(1), key("ip")).max_keys(1),
+        PolicySpec::new(
+            "b",
+            Quota::per_hour(1).unwrap().with_burst(5).unwrap(),
+            key("path"),
+        )
+        .max_keys(1),
+    ]);
+    assert!(m.check(&get("x", "/p1")).is_allowed());
+    m.clock().advance(Duration::from_secs(1)); // x is idle in a; /p1 is busy in b
+    let v = m.check(&get("y", "/p2"));
+    assert!(!v.is_allowed());
+    assert_eq!(*v.outcomes()[1].result(), PolicyResult::AtCapacity);
+    assert!(v.outcomes()[0].is_allowed() && !v.outcomes()[0].consumed());
+    assert_eq!(
+        m.keys_tracked(0),
+        0,
+        "y was stored in a for room, then evicted"
+    );
+    assert_eq!(m.keys_tracked(1), 1);
+    // A new ip on a tracked path is admitted by both.
+    assert!(m.check(&get("w", "/p1")).is_allowed());
+}

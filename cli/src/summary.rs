@@ -77,7 +77,19 @@ pub struct Tally {
     pub out_of_order: u64,
     /// From the first request's time to the latest time seen, in ns.
     pub span_ns: u64,
+    /// The largest step forward in time between a line and the latest time before it, and
+    /// where: one line far in the future makes every later line "earlier than the latest",
+    /// judged at that future time.
+    pub largest_jump: Option<Jump>,
     pub policies: Vec<PolicyTally>,
+}
+
+/// A step forward in time, and the line that made it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Jump {
+    pub ns: u64,
+    pub input: String,
+    pub line: u64,
 }
 
 impl Tally {
@@ -92,7 +104,20 @@ impl Tally {
             malformed_examples: Vec::new(),
             out_of_order: 0,
             span_ns: 0,
+            largest_jump: None,
             policies: manager.policies().map(PolicyTally::new).collect(),
+        }
+    }
+
+    /// Time moved forward by `ns` at `input:line`.
+    #[inline]
+    pub fn jumped(&mut self, ns: u64, input: &str, line: u64) {
+        if self.largest_jump.as_ref().is_none_or(|j| ns > j.ns) {
+            self.largest_jump = Some(Jump {
+                ns,
+                input: input.to_owned(),
+                line,
+            });
         }
     }
 
@@ -155,6 +180,7 @@ impl Tally {
             malformed_examples: &self.malformed_examples,
             out_of_order: self.out_of_order,
             span_ns: self.span_ns,
+            largest_jump: self.largest_jump.as_ref(),
             policies: self
                 .policies
                 .iter()
@@ -229,6 +255,7 @@ pub struct Summary<'a> {
     pub malformed_examples: &'a [Malformed],
     pub out_of_order: u64,
     pub span_ns: u64,
+    pub largest_jump: Option<&'a Jump>,
     pub policies: Vec<PolicySummary<'a>>,
 }
 
@@ -254,12 +281,27 @@ impl Summary<'_> {
             self.malformed
         );
         for m in self.malformed_examples {
-            let _ = writeln!(out, "  malformed: {}:{}: {}", m.input, m.line, m.error);
+            let _ = writeln!(
+                out,
+                "  malformed: {}:{}: {}",
+                printable(&m.input),
+                m.line,
+                printable(&m.error)
+            );
+        }
+        let _ = write!(out, "time span: {}", duration(u128::from(self.span_ns)));
+        if let Some(j) = self.largest_jump {
+            let _ = write!(
+                out,
+                "; largest jump forward: {} at {}:{}",
+                duration(u128::from(j.ns)),
+                printable(&j.input),
+                j.line
+            );
         }
         let _ = writeln!(
             out,
-            "time span: {}; {} line{} earlier than the latest time seen (judged at that time)",
-            duration(u128::from(self.span_ns)),
+            "\n{} line{} earlier than the latest time seen (judged at the latest time seen)",
             self.out_of_order,
             if self.out_of_order == 1 { "" } else { "s" }
         );
@@ -275,7 +317,7 @@ impl Summary<'_> {
             "denied",
             "shadow-denied",
             "errors",
-            "keys",
+            "keys-seen",
         ];
         let rows: Vec<[String; 11]> = self
             .policies
@@ -329,7 +371,11 @@ impl Summary<'_> {
             out.push_str("\ntop denied keys:\n");
             for p in &self.policies {
                 for k in &p.top_denied {
-                    let key = if k.key.is_empty() { "(empty)" } else { k.key };
+                    let key = if k.key.is_empty() {
+                        "(empty)".into()
+                    } else {
+                        printable(k.key)
+                    };
                     let _ = writeln!(
                         out,
                         "  {:<w$}  {:>8}  {key}",
@@ -341,5 +387,43 @@ impl Summary<'_> {
             }
         }
         out
+    }
+}
+
+/// `s` safe to print on a terminal: control characters (newlines, escapes) and the
+/// bidirectional overrides written as Rust escapes (`\n`, `\u{1b}`), so text from a log can
+/// neither forge table rows nor drive the terminal. Everything else as is.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    /// Regression (review of issue 4, fault 4): keys from log content were printed raw, so a
+    /// newline forged a row and an escape sequence colored the terminal.
+    #[test]
+    fn control_characters_in_keys_are_escaped() {
+        assert_eq!(printable("10.0.0.1"), "10.0.0.1");
+        assert_eq!(printable("é \\ \""), "é \\ \"");
+        assert_eq!(printable("a\n  per-ip  999  b"), "a\\n  per-ip  999  b");
+        assert_eq!(printable("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(printable("x\u{202e}y\r\t"), "x\\u{202e}y\\r\\t");
     }
 }

@@ -21,20 +21,21 @@ fn the_readme_example_prints_this_table() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
-    let expected = "\
+    let expected = format!("\
 58 lines from 1 input: 58 requests, 0 malformed
-time span: 55s; 1 line earlier than the latest time seen (judged at that time)
+time span: 55s; largest jump forward: 5s at {}:4
+1 line earlier than the latest time seen (judged at the latest time seen)
 allowed: 47  denied: 11
 
-policy  mode     algorithm     quota           key     matched  allowed  denied  shadow-denied  errors  keys
-per-ip  enforce  gcra          60/1m burst 20  ip           58       50       8              0       0     4
-login   enforce  token-bucket  5/10m           ip            8        5       3              0       0     1
-site    shadow   gcra          25/1s           global       58       58       0              0       0     1
+policy  mode     algorithm     quota           key     matched  allowed  denied  shadow-denied  errors  keys-seen
+per-ip  enforce  gcra          60/1m burst 20  ip           58       50       8              0       0          4
+login   enforce  token-bucket  5/10m           ip            8        5       3              0       0          1
+site    shadow   gcra          25/1s           global       58       58       0              0       0          1
 
 top denied keys:
   per-ip         8  198.51.100.7
   login          3  203.0.113.5
-";
+", repo("examples/replay/access.log"));
     assert_eq!(text(&out.stdout), expected);
 }
 

@@ -41,8 +41,10 @@ fn requests(trace: &str) -> Vec<(u64, ModelRequest)> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let t = v["t"].to_string();
-            let (int, frac) = t.split_once('.').unwrap_or((&t, ""));
+            // The number's own text (a `Value` would round it through an f64).
+            let t = l.split_once(r#""t":"#).unwrap().1.trim_start();
+            let t = &t[..t.find([',', '}', ' ']).unwrap()];
+            let (int, frac) = t.split_once('.').unwrap_or((t, ""));
             let frac = format!("{frac:0<9}");
             let t_ns = int.parse::<u64>().unwrap() * S + frac[..9].parse::<u64>().unwrap();
             let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
@@ -182,4 +184,53 @@ shadow = true
         watch,
     ];
     assert_eq!(compare("several", policies, &mut model, trace), (16, 4));
+}
+
+/// Regression (review of issue 4, fault 2): `t` went through an f64, which at Unix-epoch
+/// times cannot hold nanoseconds: 1700000000.999999999 was read as 1700000001 and admitted
+/// one nanosecond early. Times here are Unix-epoch seconds with nine decimals.
+#[test]
+fn nanosecond_times_at_unix_epoch_scale() {
+    let policies = r#"
+[[policy]]
+name = "one"
+rate = 1
+period = "1s"
+burst = 1
+key = "ip"
+
+[[policy]]
+name = "pair"
+algorithm = "token-bucket"
+rate = 4
+period = "1s"
+burst = 2
+key = "global"
+"#;
+    let trace = r#"{"t": 1700000000.0, "ip": "a"}
+{"t": 1700000000.999999999, "ip": "a"}
+{"t": 1700000001.000000000, "ip": "a"}
+{"t": 1700000001.000000001, "ip": "b"}
+{"t": 1700000001.249999999, "ip": "c"}
+{"t": 1700000001.250000001, "ip": "d"}
+{"t": 1700000001.500000001, "ip": "d"}
+{"t": 1700000002.000000000, "ip": "a"}
+{"t": 1700000002.999999999, "ip": "b"}
+{"t": 18446744073.709551614, "ip": "e"}
+{"t": 18446744073.709551615, "ip": "e"}
+"#;
+    let mut model = vec![
+        ModelPolicy::new("one", 1, S, 1, ModelKey::Ip),
+        ModelPolicy::new("pair", 4, S, 2, ModelKey::Global),
+    ];
+    let got = decisions("epoch-ns", policies, trace);
+    assert!(
+        got[1].starts_with(r#"{"line":2,"allowed":false"#)
+            && got[1].contains(r#""retry_after_ns":1,"#),
+        "{}",
+        got[1]
+    );
+    let (lines, denied) = compare("epoch-ns", policies, &mut model, trace);
+    assert_eq!(lines, 11);
+    assert!(denied >= 3, "{denied}");
 }

@@ -45,13 +45,37 @@ pub enum ConfigErrorKind {
     DuplicateName(String),
     /// An empty policy name.
     EmptyName,
+    /// `cost` above the policy's burst: no request could ever be admitted.
+    CostAboveBurst {
+        /// The policy's `cost`.
+        cost: u64,
+        /// Its burst.
+        burst: u64,
+    },
+    /// `methods = []`: a policy that matches no request.
+    EmptyMethods,
+    /// The file holds no `[[policy]]` (empty, or only comments).
+    NoPolicies,
+    /// The file is not UTF-8 (the position is the first invalid byte's).
+    NotUtf8,
 }
 
 impl fmt::Display for ConfigErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io(e) => write!(f, "cannot read: {e}"),
-            Self::Syntax(e) => f.write_str(e.trim_end()),
+            Self::Syntax(e) => {
+                // toml's messages may span lines ("invalid string\nexpected ..."): one line.
+                let mut first = true;
+                for part in e.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    if !first {
+                        f.write_str("; ")?;
+                    }
+                    f.write_str(part)?;
+                    first = false;
+                }
+                Ok(())
+            }
             Self::UnknownAlgorithm(e) => e.fmt(f),
             Self::BadRate(r) => write!(f, "rate must be an integer >= 1, not {r}"),
             Self::BadBurst(b) => write!(f, "burst must be an integer >= 1, not {b}"),
@@ -62,6 +86,15 @@ impl fmt::Display for ConfigErrorKind {
             Self::Quota(e) => write!(f, "invalid quota: {e}"),
             Self::DuplicateName(n) => write!(f, "duplicate policy name '{n}'"),
             Self::EmptyName => f.write_str("policy name must not be empty"),
+            Self::CostAboveBurst { cost, burst } => write!(
+                f,
+                "cost {cost} is above the burst {burst}: no request could ever be admitted"
+            ),
+            Self::EmptyMethods => f.write_str(
+                "methods = [] matches no request (leave methods out to match every method)",
+            ),
+            Self::NoPolicies => f.write_str("no [[policy]]"),
+            Self::NotUtf8 => f.write_str("not UTF-8 (invalid byte here)"),
         }
     }
 }
@@ -81,7 +114,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
+        if self.kind == ConfigErrorKind::NoPolicies {
+            // The message names the file; the position (1:1) would add nothing.
+            write!(f, "no [[policy]] in {}", self.file)
+        } else if self.line == 0 {
             write!(f, "{}: {}", self.file, self.kind)
         } else {
             write!(
@@ -129,15 +165,28 @@ struct RawMatch {
     #[serde(default)]
     path_prefix: Option<String>,
     #[serde(default)]
-    methods: Option<Vec<String>>,
+    methods: Option<Spanned<Vec<String>>>,
 }
 
 /// Reads and validates the policy file at `path`.
 pub fn load_policies(path: impl AsRef<Path>) -> Result<Vec<PolicySpec>, ConfigError> {
     let path = path.as_ref();
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_policies(&text, &file),
+    match std::fs::read(path) {
+        Ok(bytes) => match std::str::from_utf8(&bytes) {
+            Ok(text) => parse_policies(text, &file),
+            Err(e) => {
+                // Where the first invalid byte is: the valid prefix gives its line and column.
+                let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("");
+                let (line, column) = line_column(valid, valid.len());
+                Err(ConfigError {
+                    file,
+                    line,
+                    column,
+                    kind: ConfigErrorKind::NotUtf8,
+                })
+            }
+        },
         Err(e) => Err(ConfigError {
             file,
             line: 0,
@@ -208,7 +257,17 @@ pub fn parse_policies(text: &str, file: &str) -> Result<Vec<PolicySpec>, ConfigE
             .map_err(|e| at(p.key.span(), ConfigErrorKind::BadKey(e)))?;
         let cost = match &p.cost {
             None => 1,
-            Some(c) => positive(c).map_err(|v| at(c.span(), ConfigErrorKind::BadCost(v)))?,
+            Some(c) => {
+                let cost = positive(c).map_err(|v| at(c.span(), ConfigErrorKind::BadCost(v)))?;
+                let burst = quota.burst();
+                if cost > burst {
+                    return Err(at(
+                        c.span(),
+                        ConfigErrorKind::CostAboveBurst { cost, burst },
+                    ));
+                }
+                cost
+            }
         };
         let max_keys = match &p.max_keys {
             None => None,
@@ -220,7 +279,10 @@ pub fn parse_policies(text: &str, file: &str) -> Result<Vec<PolicySpec>, ConfigE
                 matcher = matcher.path_prefix(prefix);
             }
             if let Some(methods) = m.methods {
-                matcher = matcher.methods(methods);
+                if methods.get_ref().is_empty() {
+                    return Err(at(methods.span(), ConfigErrorKind::EmptyMethods));
+                }
+                matcher = matcher.methods(methods.into_inner());
             }
         }
         let mut spec = PolicySpec::new(name.clone(), quota, key)
@@ -232,6 +294,14 @@ pub fn parse_policies(text: &str, file: &str) -> Result<Vec<PolicySpec>, ConfigE
             spec = spec.max_keys(usize::try_from(n).unwrap_or(usize::MAX));
         }
         specs.push(spec);
+    }
+    if specs.is_empty() {
+        return Err(ConfigError {
+            file: file.to_owned(),
+            line: 1,
+            column: 1,
+            kind: ConfigErrorKind::NoPolicies,
+        });
     }
     Ok(specs)
 }

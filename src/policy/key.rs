@@ -47,6 +47,8 @@ pub enum KeyError {
     EmptyHeaderName,
     /// `global` combined with other parts.
     GlobalCombined,
+    /// The same part twice (`ip+ip`): it would only lengthen every key.
+    RepeatedPart(String),
 }
 
 impl fmt::Display for KeyError {
@@ -59,6 +61,7 @@ impl fmt::Display for KeyError {
             ),
             Self::EmptyHeaderName => f.write_str("'header:' needs a header name"),
             Self::GlobalCombined => f.write_str("'global' cannot be combined with other parts"),
+            Self::RepeatedPart(p) => write!(f, "key part '{p}' appears twice"),
         }
     }
 }
@@ -96,6 +99,9 @@ impl KeySelector {
                     None => return Err(KeyError::UnknownPart(part.to_owned())),
                 },
             };
+            if parts.contains(&parsed) {
+                return Err(KeyError::RepeatedPart(part.to_owned()));
+            }
             parts.push(parsed);
         }
         Ok(Self { parts })
@@ -111,21 +117,33 @@ impl KeySelector {
         &self.parts
     }
 
-    /// Writes the request's key into `out` (cleared first): the parts' values joined by a
-    /// space (which no address, method, path or header name contains unescaped); `""` for
-    /// `global`.
+    /// Writes the request's key into `out` (cleared first); `""` for `global`. One part is
+    /// its value as is; several are joined by a space, each with `\` written `\\` and a space
+    /// written `\ `, so that two different requests never share a key (`a b`+`c` is
+    /// `a\ b c`, `a`+`b c` is `a b\ c`).
     #[inline]
     pub fn write_key(&self, req: &Request<'_>, out: &mut String) {
         out.clear();
+        let single = self.parts.len() == 1;
         for (i, part) in self.parts.iter().enumerate() {
             if i > 0 {
                 out.push(' ');
             }
-            match part {
-                KeyPart::Ip => out.push_str(req.client()),
-                KeyPart::Path => out.push_str(req.path()),
-                KeyPart::Method => out.push_str(req.method()),
-                KeyPart::Header(name) => out.push_str(req.header(name).unwrap_or("")),
+            let value = match part {
+                KeyPart::Ip => req.client(),
+                KeyPart::Path => req.path(),
+                KeyPart::Method => req.method(),
+                KeyPart::Header(name) => req.header(name).unwrap_or(""),
+            };
+            if single || !value.contains([' ', '\\']) {
+                out.push_str(value);
+            } else {
+                for c in value.chars() {
+                    if c == ' ' || c == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
             }
         }
     }
@@ -187,6 +205,40 @@ mod tests {
         assert_eq!(
             KeySelector::parse("ip+path").unwrap().to_string(),
             "ip+path"
+        );
+    }
+
+    /// Regression (review of issue 4, fault 11): composite keys joined parts with a bare
+    /// space, so `ip "a b"` + `path "c"` and `ip "a"` + `path "b c"` shared one bucket.
+    #[test]
+    fn composite_keys_do_not_collide_when_values_hold_the_separator() {
+        let sel = KeySelector::parse("ip+path").unwrap();
+        let key = |ip, path| {
+            let mut k = String::new();
+            sel.write_key(&Request::new(ip, "GET", path), &mut k);
+            k
+        };
+        assert_eq!(key("a b", "c"), "a\\ b c");
+        assert_eq!(key("a", "b c"), "a b\\ c");
+        assert_ne!(key("a\\", " c"), key("a\\ ", "c"));
+        assert_eq!(key("10.0.0.1", "/x"), "10.0.0.1 /x");
+        let mut k = String::new();
+        KeySelector::parse("path")
+            .unwrap()
+            .write_key(&Request::new("", "", "a b"), &mut k);
+        assert_eq!(k, "a b", "one part is its value as is");
+    }
+
+    /// Regression (fault 11): `ip+ip` was accepted.
+    #[test]
+    fn a_repeated_part_is_refused() {
+        assert_eq!(
+            KeySelector::parse("ip+path+ip"),
+            Err(KeyError::RepeatedPart("ip".into()))
+        );
+        assert_eq!(
+            KeySelector::parse("header:X-K+header:x-k"),
+            Err(KeyError::RepeatedPart("header:x-k".into()))
         );
     }
 

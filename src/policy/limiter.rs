@@ -89,6 +89,40 @@ impl<C: Clock> PolicyLimiter<C> {
         r.map_err(|_| Refused::NeverFits)
     }
 
+    /// Whether a check of a new key could now be refused at capacity: a keyed limiter with a
+    /// key limit that it has reached. (Below the limit, a check alone always finds room.)
+    #[inline]
+    pub(crate) fn may_refuse_new_key(&self) -> bool {
+        match self {
+            Self::KeyedGcra(l) => l.max_keys().is_some_and(|max| l.len() >= max),
+            Self::KeyedTokenBucket(l) => l.max_keys().is_some_and(|max| l.len() >= max),
+            Self::DirectGcra(_) | Self::DirectTokenBucket(_) => false,
+        }
+    }
+
+    /// Tracks `key` (a full bucket, nothing consumed) so that a check now is not refused at
+    /// capacity: `Ok(true)` if this call stored it.
+    pub(crate) fn reserve(&self, key: &str) -> Result<bool, Refused> {
+        match self {
+            Self::KeyedGcra(l) => l.reserve_key(key).map_err(Refused::AtCapacity),
+            Self::KeyedTokenBucket(l) => l.reserve_key(key).map_err(Refused::AtCapacity),
+            Self::DirectGcra(_) | Self::DirectTokenBucket(_) => Ok(false),
+        }
+    }
+
+    /// Undoes a [`reserve`](Self::reserve) that stored `key`, if the key is still idle.
+    pub(crate) fn unreserve(&self, key: &str) {
+        match self {
+            Self::KeyedGcra(l) => {
+                l.evict_if_idle(key);
+            }
+            Self::KeyedTokenBucket(l) => {
+                l.evict_if_idle(key);
+            }
+            Self::DirectGcra(_) | Self::DirectTokenBucket(_) => {}
+        }
+    }
+
     /// Keys currently tracked (1 for a direct limiter).
     pub(crate) fn keys(&self) -> usize {
         match self {

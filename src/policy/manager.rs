@@ -52,6 +52,9 @@ pub struct PolicyOutcome {
     result: PolicyResult,
     consumed: bool,
     shadow: bool,
+    /// Whether the manager stored this request's key to make sure of room (see
+    /// `check_all_or_nothing`).
+    reserved: bool,
 }
 
 impl PolicyOutcome {
@@ -127,6 +130,7 @@ impl Verdict {
                 result: PolicyResult::AtCapacity,
                 consumed: false,
                 shadow: false,
+                reserved: false,
             });
         }
         let slot = &mut self.outcomes[self.len];
@@ -134,6 +138,7 @@ impl Verdict {
         slot.index = index;
         slot.shadow = shadow;
         slot.consumed = false;
+        slot.reserved = false;
         slot
     }
 }
@@ -309,10 +314,45 @@ impl<C: Clock> PolicyManager<C> {
         if !all_admit {
             return false;
         }
-        // Every enforcing policy would admit: take the quota, in order. Alone, each check
-        // admits as its peek did; a concurrent caller can empty a bucket in between, and then
-        // the request is denied and the policies already checked keep what they took (the
-        // race documented in docs/design.md).
+        // A peek of a new key sees a full bucket, whatever the key limit: a policy that has
+        // reached its `max_keys` could still refuse the key at capacity after earlier policies
+        // took their quota. So, before anything is consumed, every such policy stores the
+        // request's key (a full bucket, nothing taken) or refuses it; on a refusal the keys
+        // stored for this request are evicted again (they are idle) and the request is denied.
+        // Below its limit a policy always finds room for one key, so this only runs at the
+        // limit. Alone, this makes the checks below exact.
+        let mut capacity_refused = false;
+        for slot in &mut verdict.outcomes[..verdict.len] {
+            slot.reserved = false;
+            if slot.shadow || capacity_refused {
+                continue;
+            }
+            let policy = &self.policies[slot.index];
+            if !policy.limiter.may_refuse_new_key() {
+                continue;
+            }
+            match policy.limiter.reserve(&slot.key) {
+                Ok(stored) => slot.reserved = stored,
+                Err(e) => {
+                    slot.result = to_result(Err(e));
+                    capacity_refused = true;
+                }
+            }
+        }
+        if capacity_refused {
+            for slot in &mut verdict.outcomes[..verdict.len] {
+                if slot.reserved {
+                    self.policies[slot.index].limiter.unreserve(&slot.key);
+                    slot.reserved = false;
+                }
+            }
+            return false;
+        }
+        // Every enforcing policy would admit, and has room for the key: take the quota, in
+        // order. Alone, each check admits as its peek did; a concurrent caller can empty a
+        // bucket (or fill a key limit) in between, and then the request is denied and the
+        // policies already checked keep what they took (the race documented in
+        // docs/design.md).
         let mut allowed = true;
         for slot in &mut verdict.outcomes[..verdict.len] {
             if slot.shadow {

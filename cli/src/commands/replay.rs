@@ -60,6 +60,9 @@ pub fn run(args: &ReplayArgs) -> Result<String, CliError> {
     let clock = ManualClock::new(0);
     let manager = PolicyManager::with_clock(specs, clock.clone())
         .map_err(|e| CliError::Usage(format!("{}: {e}", args.config.display())))?;
+    if let Some(out) = &args.decisions {
+        refuse_output_over_input(out, &args.inputs)?;
+    }
     let mut decisions = match &args.decisions {
         None => None,
         Some(path) => Some(BufWriter::with_capacity(
@@ -110,11 +113,52 @@ pub fn run(args: &ReplayArgs) -> Result<String, CliError> {
     })
 }
 
+/// Refuses a `--decisions` path that is one of the inputs (creating it would truncate the
+/// input before it is read): the same file by device and inode on Unix, by canonical path
+/// elsewhere. `-` is compared through `/dev/stdin` where that exists.
+fn refuse_output_over_input(out: &std::path::Path, inputs: &[String]) -> Result<(), CliError> {
+    if std::fs::metadata(out).is_err() {
+        return Ok(()); // a file that does not exist yet is no input
+    }
+    for input in inputs {
+        let path = if input == "-" {
+            "/dev/stdin"
+        } else {
+            input.as_str()
+        };
+        if same_file(out, std::path::Path::new(path)) {
+            return Err(CliError::Usage(format!(
+                "--decisions {} is the input {input}: writing it would destroy the input",
+                out.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 struct Replay<'m> {
     manager: &'m PolicyManager<ManualClock>,
     clock: ManualClock,
     /// The first request's time: the clock reads time since then.
     origin: Option<u64>,
+    /// The latest time seen, as read from the input.
     latest: u64,
     tally: Tally,
     verdict: Verdict,
@@ -148,7 +192,23 @@ impl Replay<'_> {
             number += 1;
             self.tally.lines += 1;
             progress.advance(n as u64);
-            let line = String::from_utf8_lossy(&buf);
+            // A UTF-8 byte order mark at the start of an input is not part of its first line.
+            let bytes = match buf.strip_prefix(b"\xEF\xBB\xBF") {
+                Some(rest) if number == 1 => rest,
+                _ => &buf[..],
+            };
+            // Not UTF-8: malformed (a lossy decoding would make up keys).
+            let line = match std::str::from_utf8(bytes) {
+                Ok(line) => line,
+                Err(e) => {
+                    let e = format!("not UTF-8 (invalid byte at column {})", e.valid_up_to() + 1);
+                    if self.strict {
+                        return Err(CliError::Input(format!("{name}:{number}: {e}")));
+                    }
+                    self.tally.malformed(name, number, e);
+                    continue;
+                }
+            };
             let line = line.trim_end_matches(['\n', '\r']);
             if line.trim().is_empty() {
                 continue;
@@ -170,7 +230,7 @@ impl Replay<'_> {
                     continue;
                 }
             };
-            self.request(&record);
+            self.request(&record, name, number);
             if let Some(w) = decisions.as_deref_mut() {
                 self.out.clear();
                 write_decision(&mut self.out, number, &self.verdict, &self.names);
@@ -184,16 +244,21 @@ impl Replay<'_> {
 
     /// Moves the clock (forward only) and checks the request.
     #[inline]
-    fn request(&mut self, record: &Record<'_>) {
-        let origin = *self.origin.get_or_insert(record.t_ns);
-        let t = record.t_ns.saturating_sub(origin);
-        if t > self.latest {
+    fn request(&mut self, record: &Record<'_>, input: &str, line: u64) {
+        // Times compare as read (ns since the epoch, or the trace's origin): a line earlier
+        // than the first is out of order too. The clock reads time since the first request.
+        let t = record.t_ns;
+        let origin = *self.origin.get_or_insert(t);
+        if self.tally.requests == 0 {
             self.latest = t;
-            self.clock.set(t);
+        } else if t > self.latest {
+            self.tally.jumped(t - self.latest, input, line);
+            self.latest = t;
+            self.clock.set(t - origin);
         } else if t < self.latest {
             self.tally.out_of_order += 1;
         }
-        self.tally.span_ns = self.latest;
+        self.tally.span_ns = self.latest - origin;
         // Empty (no allocation) unless a policy keys on a header.
         let headers: Vec<(&str, &str)> = record
             .headers

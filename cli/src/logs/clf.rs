@@ -13,14 +13,24 @@ use super::{LineError, Record};
 /// Parses one line; `headers` says whether to keep the referer and user agent.
 pub fn parse(line: &str, headers: bool) -> Result<Record<'_>, LineError> {
     let line = line.trim_end_matches(['\r', '\n']);
-    let ip = line.split(' ').next().unwrap_or("");
+    let host_end = line.find([' ', '\t']).unwrap_or(line.len());
+    let host = &line[..host_end];
+    // An IPv6 host may be logged in brackets (`[2001:db8::2]`): the address is inside.
+    let ip = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) if !inner.is_empty() => inner,
+        _ => host,
+    };
     if ip.is_empty() {
         return Err(LineError::MissingClient);
     }
-    let open = line.find('[').ok_or(LineError::MissingTimestamp)?;
-    let close = open + line[open..].find(']').ok_or(LineError::MissingTimestamp)?;
-    let t_ns = parse_timestamp(&line[open + 1..close])?;
-    let rest = line[close + 1..].trim_start();
+    let after_host = &line[host_end..];
+    let open = after_host.find('[').ok_or(LineError::MissingTimestamp)?;
+    let close = open
+        + after_host[open..]
+            .find(']')
+            .ok_or(LineError::MissingTimestamp)?;
+    let t_ns = parse_timestamp(&after_host[open + 1..close])?;
+    let rest = after_host[close + 1..].trim_start();
     let (request, rest) = quoted(rest).ok_or(LineError::MissingRequest)?;
     let (method, path) = split_request(request);
     let headers = if headers {
@@ -70,7 +80,7 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
 }
 
 fn split_request(request: &str) -> (&str, &str) {
-    let mut parts = request.split(' ').filter(|p| !p.is_empty());
+    let mut parts = request.split([' ', '\t']).filter(|p| !p.is_empty());
     match (parts.next(), parts.next()) {
         (Some(method), Some(path)) => (method, path),
         _ => ("", ""),
@@ -163,6 +173,26 @@ mod tests {
         assert!(r.headers.is_empty());
         let r = parse(r#"h - - [17/May/2015:12:05:03 +0200] "-" 408 0"#).unwrap();
         assert_eq!((&*r.method, &*r.path), ("", ""));
+    }
+
+    /// Regression (review of issue 4, fault 10): a bracketed IPv6 host was taken for the
+    /// timestamp, and tab separators were not read.
+    #[test]
+    fn bracketed_ipv6_hosts_and_tabs() {
+        let r = parse(r#"[2001:db8::2] - - [17/May/2015:10:05:03 +0000] "GET /v6 HTTP/1.1" 200 5"#)
+            .unwrap();
+        assert_eq!((&*r.ip, &*r.path), ("2001:db8::2", "/v6"));
+        assert_eq!(r.t_ns, (16_572 * 86_400 + 36_303) * 1_000_000_000);
+        let r =
+            parse("10.0.0.9\t-\t-\t[17/May/2015:10:05:03 +0000]\t\"GET\t/tab HTTP/1.1\"\t200\t5")
+                .unwrap();
+        assert_eq!((&*r.ip, &*r.method, &*r.path), ("10.0.0.9", "GET", "/tab"));
+        assert_eq!(
+            parse("[] - - [17/May/2015:10:05:03 +0000] \"GET /\"")
+                .unwrap()
+                .ip,
+            "[]"
+        );
     }
 
     #[test]

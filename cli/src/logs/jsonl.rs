@@ -14,7 +14,10 @@ use super::{LineError, Record};
 
 #[derive(Deserialize)]
 struct Line<'a> {
-    t: serde_json::Number,
+    /// The number's own text: `serde_json::Number` would go through an f64 (53 bits), which
+    /// cannot hold nanoseconds at Unix-epoch times.
+    #[serde(borrow)]
+    t: &'a serde_json::value::RawValue,
     #[serde(default, borrow)]
     ip: Cow<'a, str>,
     #[serde(default, borrow)]
@@ -31,7 +34,7 @@ struct Line<'a> {
 pub fn parse(line: &str) -> Result<Record<'_>, LineError> {
     let parsed: Line<'_> =
         serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
-    let t_ns = seconds_to_ns(&parsed.t.to_string()).ok_or(LineError::BadTime)?;
+    let t_ns = seconds_to_ns(parsed.t.get()).ok_or(LineError::BadTime)?;
     let cost = match parsed.cost {
         Some(0) => return Err(LineError::ZeroCost),
         Some(c) => c,
@@ -101,6 +104,27 @@ mod tests {
         assert_eq!(seconds_to_ns("1e-30"), Some(0));
         assert_eq!(seconds_to_ns("-1"), None);
         assert_eq!(seconds_to_ns("1e300"), None);
+        assert_eq!(seconds_to_ns("18446744073.709551615"), Some(u64::MAX));
+        assert_eq!(seconds_to_ns("18446744073.709551616"), None);
+    }
+
+    /// Regression (review of issue 4, fault 2): `t` went through an f64, so at Unix-epoch
+    /// times the nanoseconds were rounded away (1700000000.999999999 read as 1700000001) and
+    /// the largest time, 18446744073.709551615 s, was refused.
+    #[test]
+    fn t_is_read_from_its_digits_not_through_a_float() {
+        let t = |line| parse(line).map(|r| r.t_ns);
+        assert_eq!(
+            t(r#"{"t":1700000000.999999999}"#),
+            Ok(1_700_000_000_999_999_999)
+        );
+        assert_eq!(t(r#"{"t": 18446744073.709551615 }"#), Ok(u64::MAX));
+        assert_eq!(
+            t(r#"{"t":1.7000000009999999e9}"#),
+            Ok(1_700_000_000_999_999_900)
+        );
+        assert_eq!(t(r#"{"t":"1"}"#), Err(LineError::BadTime));
+        assert_eq!(t(r#"{"t":null}"#), Err(LineError::BadTime));
     }
 
     #[test]

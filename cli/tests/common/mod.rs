@@ -40,7 +40,7 @@ pub fn scratch(name: &str) -> std::path::PathBuf {
 }
 
 /// How the model picks a key (written the way the library documents it: parts joined by a
-/// space).
+/// space, `\` and space escaped in each when there are several).
 #[derive(Clone, Debug)]
 pub enum ModelKey {
     Global,
@@ -99,7 +99,11 @@ impl ModelPolicy {
         match self.key {
             ModelKey::Global => String::new(),
             ModelKey::Ip => r.ip.clone(),
-            ModelKey::IpPath => format!("{} {}", r.ip, r.path),
+            ModelKey::IpPath => {
+                // Parts joined by a space, each with `\` and space escaped by a `\`.
+                let esc = |v: &str| v.replace('\\', "\\\\").replace(' ', "\\ ");
+                format!("{} {}", esc(&r.ip), esc(&r.path))
+            }
             ModelKey::Header(h) => r
                 .headers
                 .iter()

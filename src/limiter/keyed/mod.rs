@@ -338,6 +338,101 @@ where
         removed
     }
 
+    /// Makes sure `key` is tracked, so that a check of it now is not refused at capacity:
+    /// a new key is stored with a full bucket (nothing is consumed), making room as a check
+    /// would. `Ok(true)` if this call stored it, `Ok(false)` if it was already tracked (or,
+    /// with [`CapacityPolicy::Untracked`], if the full limiter will serve it untracked);
+    /// [`AtCapacity`] where a check of the new key would be refused (and counted as such).
+    ///
+    /// For callers that must know, before consuming anything elsewhere, that a check will not
+    /// be refused at capacity (the policy manager's all-or-nothing rule). Another thread can
+    /// still evict the key before the check (only if it stays idle); undo a reservation that
+    /// is not followed by a check with [`evict_if_idle`](Self::evict_if_idle).
+    ///
+    /// ```
+    /// use nanolimit::{KeyedLimiter, ManualClock, Quota};
+    ///
+    /// let limiter = KeyedLimiter::builder(Quota::per_hour(1)?)
+    ///     .clock(ManualClock::default())
+    ///     .max_keys(1)
+    ///     .build();
+    /// assert_eq!(limiter.reserve_key("a"), Ok(true)); // stored, its bucket full
+    /// assert_eq!(limiter.reserve_key("a"), Ok(false));
+    /// assert!(limiter.evict_if_idle("a")); // undone: "a" was still full
+    /// assert_eq!(limiter.reserve_key("a"), Ok(true));
+    /// assert!(limiter.check_key("a").unwrap().is_allowed()); // "a" is busy now
+    /// assert!(limiter.reserve_key("b").is_err()); // full, and no key is idle
+    /// assert!(!limiter.evict_if_idle("a")); // a key that admitted stays
+    /// # let _: &KeyedLimiter<String, _, _> = &limiter;
+    /// # Ok::<(), nanolimit::QuotaError>(())
+    /// ```
+    pub fn reserve_key<Q>(&self, key: &Q) -> Result<bool, AtCapacity>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let map = self.map.pin();
+        let slot = MapSlot {
+            limiter: self,
+            map: &map,
+            key,
+        };
+        // A cell found retired is being unmapped by a concurrent sweep; the check that follows
+        // starts the key over (alone, a retired cell is never left mapped).
+        if slot.find().is_some() {
+            return Ok(false);
+        }
+        if self.make_room(&map).is_err() {
+            if slot.find().is_some() {
+                // Inserted by another thread meanwhile.
+                return Ok(false);
+            }
+            return match self.config.policy {
+                CapacityPolicy::Refuse => {
+                    // Relaxed: a statistic, as in `at_capacity`.
+                    (self.counters.at_capacity.refused).fetch_add(1, Ordering::Relaxed);
+                    Err(AtCapacity {
+                        max_keys: self.max_keys().unwrap_or(usize::MAX),
+                    })
+                }
+                CapacityPolicy::Untracked => Ok(false),
+            };
+        }
+        let cell = Cell::new(A::initial(&self.quota));
+        match map.try_insert(key.to_owned(), cell) {
+            Ok(_) => Ok(true),
+            Err(_) => {
+                // Another thread inserted the key first: give the room back.
+                self.counters.release(1);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Removes `key` if its bucket is full (idle) now, as a sweep would; returns whether it
+    /// did. Never forgets an admission: a key any request has taken from stays.
+    pub fn evict_if_idle<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let map = self.map.pin();
+        let slot = MapSlot {
+            limiter: self,
+            map: &map,
+            key,
+        };
+        let Some(cell) = slot.find() else {
+            return false;
+        };
+        let evicted = protocol::evict::<A, _>(&slot, &cell, &self.quota, self.clock.now());
+        if evicted {
+            // Relaxed: a statistic.
+            self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+        }
+        evicted
+    }
+
     /// Removes every key whose bucket is full (idle) now, and returns how many. Visits each
     /// key once: the cost is proportional to the number of keys, and
     /// other threads keep checking meanwhile (the map is never locked). Safe against
