@@ -9,10 +9,11 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+// The input parsers live in the library target (`src/lib.rs`), which the fuzz targets use too.
+use nanolimit_cli::logs;
 
 mod commands;
 mod decisions;
-mod logs;
 mod render;
 mod spec;
 mod summary;
