@@ -6,6 +6,7 @@
 #
 # Environment:
 #   LOOM_MAX_PREEMPTIONS  preemption bound of the loom models (default 3)
+#   FUZZ_SECONDS          how long each fuzz target runs (default 30)
 #   CARGO_TARGET_DIR      the normal build's target dir (default target/); the loom build,
 #                         compiled with a different cfg, goes to its `loom/` subdirectory so the
 #                         two never invalidate each other
@@ -79,6 +80,36 @@ RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps
 # on stable, so they cannot rot. Running them: see docs/testing.md.
 step "Fuzz targets compile: cargo clippy --manifest-path fuzz/Cargo.toml"
 cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
+
+# Every target runs briefly from its committed seeds (new inputs go to a scratch corpus, so the
+# seeds stay as written); a crash fails the run and leaves its input in fuzz/artifacts/.
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+step "Fuzz: every target for ${FUZZ_SECONDS}s (cargo fuzz, RUSTC_BOOTSTRAP=1)"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz"
+    cargo install --locked cargo-fuzz
+fi
+(
+    cd fuzz
+    export RUSTC_BOOTSTRAP=1
+    cargo fuzz build
+    for target in $(cargo fuzz list); do
+        corpus="$(mktemp -d)"
+        seeds=()
+        [[ -d seeds/$target ]] && seeds=("seeds/$target")
+        echo "--- $target"
+        status=0
+        cargo fuzz run "$target" "$corpus" "${seeds[@]}" -- \
+            -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 >"$corpus.log" 2>&1 || status=$?
+        grep -E '^(Done|stat::number_of_executed_units)' "$corpus.log" || true
+        if [[ $status -ne 0 ]]; then
+            tail -n 60 "$corpus.log"
+            echo "fuzz target $target failed" >&2
+            exit 1
+        fi
+        rm -rf "$corpus" "$corpus.log"
+    done
+)
 
 # The loom models: only tests/loom*.rs, because under this cfg the crate's atomics are loom's,
 # which panic outside `loom::model` (every other test would fail).

@@ -32,6 +32,11 @@ struct Line<'a> {
 
 /// Parses one line.
 pub fn parse(line: &str) -> Result<Record<'_>, LineError> {
+    // serde's derived struct also accepts a sequence of the fields in order (`[2]` as
+    // `{"t": 2}`); a trace line is an object, so anything else is refused up front.
+    if !line.trim_start().starts_with('{') {
+        return Err(LineError::Json("expected a JSON object".into()));
+    }
     let parsed: Line<'_> =
         serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
     let t_ns = seconds_to_ns(parsed.t.get()).ok_or(LineError::BadTime)?;
@@ -50,13 +55,14 @@ pub fn parse(line: &str) -> Result<Record<'_>, LineError> {
     })
 }
 
-/// `"12"`, `"0.25"`, `"1e3"`, `"1.5e-3"` seconds as whole ns (truncated), if >= 0 and in range.
+/// `"12"`, `"0.25"`, `"1e3"`, `"1.5e-3"` seconds as whole ns (truncated), if in range and
+/// written without a minus sign (even `-0` is refused: a signed time is a mistake upstream).
 pub fn seconds_to_ns(text: &str) -> Option<u64> {
     if text.starts_with('-') {
         return None;
     }
     let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        Some(i) => (&text[..i], parse_exponent(&text[i + 1..])?),
         None => (text, 0),
     };
     let (int, frac) = match mantissa.find('.') {
@@ -68,26 +74,40 @@ pub fn seconds_to_ns(text: &str) -> Option<u64> {
     }
     // value = digits * 10^(exp - frac.len()) seconds = digits * 10^(exp - frac.len() + 9) ns.
     let digits = format!("{int}{frac}");
-    let digits = digits.trim_start_matches('0');
-    let shift = i64::from(exp) - frac.len() as i64 + 9;
+    let mut digits = digits.trim_start_matches('0');
+    let mut shift = exp.saturating_sub(frac.len() as i64).saturating_add(9);
+    if shift < 0 {
+        // Truncating division by 10^k drops the last k digits.
+        let keep = digits
+            .len()
+            .saturating_sub(usize::try_from(-shift).unwrap_or(usize::MAX));
+        digits = &digits[..keep];
+        shift = 0;
+    }
     if digits.is_empty() {
         return Some(0);
     }
-    if digits.len() > 40 {
+    // u64::MAX has 20 digits; anything longer (leading zeros are gone) is out of range.
+    if digits.len() > 20 || shift > 19 {
         return None;
     }
-    let n: u128 = digits.parse().ok()?;
-    let ns = if shift >= 0 {
-        n.checked_mul(10u128.checked_pow(u32::try_from(shift).ok()?)?)?
-    } else {
-        let down = u32::try_from(-shift).ok()?;
-        if down > 38 {
-            0
-        } else {
-            n / 10u128.pow(down)
-        }
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(10u64.pow(u32::try_from(shift).ok()?))
+}
+
+/// An exponent's text (`3`, `+3`, `-30`) as a number, saturated: `1e-99999999999999999999`
+/// is 0 and `0e99999999999999999999` is 0, so the size of the exponent alone refuses nothing.
+fn parse_exponent(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
     };
-    u64::try_from(ns).ok()
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude = digits.parse::<i64>().unwrap_or(i64::MAX);
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 #[cfg(test)]
@@ -142,5 +162,42 @@ mod tests {
         assert!(matches!(parse(r#"{"ip": "a"}"#), Err(LineError::Json(_))));
         assert!(matches!(parse("not json"), Err(LineError::Json(_))));
         assert!(parse(r#"{"t": 1, "extra": 2}"#).is_ok());
+    }
+
+    /// Regression (found by the `logs` fuzz target): `[2]` was accepted as `{"t": 2}`,
+    /// because serde's derived struct also reads a sequence of its fields in order.
+    #[test]
+    fn an_array_is_not_a_trace_line() {
+        for line in ["[2]", r#"[1, "10.0.0.1"]"#, " [2]", "2", r#""t""#] {
+            assert_eq!(
+                parse(line).unwrap_err(),
+                LineError::Json("expected a JSON object".into()),
+                "{line:?}"
+            );
+        }
+        assert!(parse(r#" {"t": 2}"#).is_ok());
+    }
+
+    /// Regression (found by the `logs` fuzz target): an exponent beyond `i32` (`0e-3222222222222220`)
+    /// or more than 40 significant digits refused a time in range.
+    #[test]
+    fn exponent_and_digit_count_alone_refuse_nothing() {
+        assert_eq!(seconds_to_ns("0e-3222222222222220"), Some(0));
+        assert_eq!(seconds_to_ns("0e3222222222222220"), Some(0));
+        assert_eq!(seconds_to_ns("5e-99999999999999999999"), Some(0));
+        assert_eq!(seconds_to_ns("5e99999999999999999999"), None);
+        let long = format!("1.{}", "0".repeat(60) + "7");
+        assert_eq!(seconds_to_ns(&long), Some(1_000_000_000));
+        assert_eq!(seconds_to_ns("1e+1"), Some(10_000_000_000));
+        assert_eq!(seconds_to_ns("1e"), None);
+        assert_eq!(seconds_to_ns("1e+"), None);
+    }
+
+    /// Pins the rule the `logs` fuzz target first flagged (its oracle read `-0` as 0, in
+    /// range): a minus sign is refused even on zero, with the same typed error as `-1`.
+    #[test]
+    fn negative_zero_t_is_refused() {
+        assert_eq!(parse(r#"{"t": -0}"#).unwrap_err(), LineError::BadTime);
+        assert_eq!(parse(r#"{"t": -0.0e5}"#).unwrap_err(), LineError::BadTime);
     }
 }
