@@ -31,9 +31,13 @@ mod cell;
 mod clock;
 mod decision;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod limiter;
 pub mod policy;
 mod quota;
+#[cfg(feature = "redis")]
+pub mod store;
 mod sync;
 mod ticks;
 

@@ -335,3 +335,49 @@ fn a_refusal_at_capacity_gives_back_the_room_taken_in_other_bounded_policies() {
     // A new ip on a tracked path is admitted by both.
     assert!(m.check(&get("w", "/p1")).is_allowed());
 }
+
+/// `check_policy` (the service's NL.CHECK): one policy by index, an explicit key, the policy's
+/// cost multiplier, its match rule ignored; `peek_policy` changes nothing; `forget_key` resets.
+#[test]
+fn one_policy_checked_by_name_with_an_explicit_key() {
+    let m = manager(vec![
+        PolicySpec::new("ips", per_second(4), key("ip"))
+            .cost(2)
+            .matching(Matcher::new().path_prefix("/never/")),
+        PolicySpec::new("all", per_second(1), KeySelector::global()),
+    ]);
+    let ips = m.index_of("ips").unwrap();
+    assert_eq!(m.index_of("all"), Some(1));
+    assert_eq!(m.index_of("none"), None);
+    let decided = |r: Option<PolicyResult>| match r {
+        Some(PolicyResult::Decided(d)) => (d.is_allowed(), d.remaining()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(decided(m.peek_policy(ips, "k", 1)), (true, 4));
+    assert_eq!(m.keys_tracked(ips), 0, "a peek stores nothing");
+    assert_eq!(decided(m.check_policy(ips, "k", 1)), (true, 2));
+    assert_eq!(decided(m.check_policy(ips, "other", 2)), (true, 0));
+    assert_eq!(decided(m.check_policy(ips, "k", 1)), (true, 0));
+    assert_eq!(decided(m.check_policy(ips, "k", 1)), (false, 0));
+    assert_eq!(
+        m.check_policy(ips, "k", 3),
+        Some(PolicyResult::NeverFits { cost: 6, burst: 4 })
+    );
+    m.clock().advance(Duration::from_millis(500));
+    assert_eq!(decided(m.peek_policy(ips, "k", 1)), (true, 2));
+    assert!(m.forget_key(ips, "k"));
+    assert!(!m.forget_key(ips, "k"));
+    assert_eq!(decided(m.peek_policy(ips, "k", 1)), (true, 4));
+    // A global policy ignores the key.
+    assert_eq!(decided(m.check_policy(1, "a", 1)), (true, 0));
+    assert_eq!(decided(m.check_policy(1, "b", 1)), (false, 0));
+    assert!(!m.forget_key(1, "a"));
+    assert!(m.check_policy(2, "k", 1).is_none());
+    assert!(m.peek_policy(2, "k", 1).is_none());
+    // seed_key takes raw tokens (no multiplier), all or nothing.
+    assert!(m.seed_key(ips, "s", 3));
+    assert_eq!(decided(m.peek_policy(ips, "s", 0)), (true, 1));
+    assert!(!m.seed_key(ips, "s", 2));
+    assert_eq!(decided(m.peek_policy(ips, "s", 0)), (true, 1));
+    assert!(!m.seed_key(2, "s", 1));
+}

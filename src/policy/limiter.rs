@@ -123,6 +123,15 @@ impl<C: Clock> PolicyLimiter<C> {
         }
     }
 
+    /// Forgets `key` (a keyed limiter only): whether it was tracked.
+    pub(crate) fn remove(&self, key: &str) -> bool {
+        match self {
+            Self::KeyedGcra(l) => l.remove(key),
+            Self::KeyedTokenBucket(l) => l.remove(key),
+            Self::DirectGcra(_) | Self::DirectTokenBucket(_) => false,
+        }
+    }
+
     /// Keys currently tracked (1 for a direct limiter).
     pub(crate) fn keys(&self) -> usize {
         match self {

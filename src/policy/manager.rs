@@ -229,6 +229,83 @@ impl<C: Clock> PolicyManager<C> {
         self.policies.get(index).map_or(0, |p| p.limiter.keys())
     }
 
+    /// The index of the policy named `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.policies.iter().position(|p| p.spec.name() == name)
+    }
+
+    /// Checks the policy at `index` alone, for an explicit `key`, as a service does when the
+    /// caller names the policy and the key (`NL.CHECK`): the policy's match rule and key
+    /// selector are not consulted (a global policy ignores `key`), `cost` is multiplied by the
+    /// policy's `cost`, and a shadow policy decides like any other. `None` for no such policy.
+    ///
+    /// ```
+    /// use nanolimit::policy::{KeySelector, PolicyManager, PolicyResult, PolicySpec};
+    /// use nanolimit::{ManualClock, Quota};
+    ///
+    /// let spec = PolicySpec::new("api", Quota::per_second(2).unwrap(), KeySelector::parse("ip").unwrap());
+    /// let manager = PolicyManager::with_clock(vec![spec], ManualClock::new(0)).unwrap();
+    /// let api = manager.index_of("api").unwrap();
+    /// let first = manager.check_policy(api, "alice", 2).unwrap();
+    /// assert!(matches!(first, PolicyResult::Decided(d) if d.remaining() == 0));
+    /// assert!(matches!(manager.check_policy(api, "alice", 1), Some(PolicyResult::Decided(d)) if d.is_denied()));
+    /// assert!(matches!(manager.check_policy(api, "alice", 3), Some(PolicyResult::NeverFits { cost: 3, burst: 2 })));
+    /// assert!(manager.check_policy(1, "alice", 1).is_none());
+    /// ```
+    pub fn check_policy(&self, index: usize, key: &str, cost: u64) -> Option<PolicyResult> {
+        let policy = self.policies.get(index)?;
+        let cost = cost.saturating_mul(policy.spec.cost_multiplier());
+        let burst = policy.spec.quota().burst();
+        let result = if cost > burst {
+            PolicyResult::NeverFits { cost, burst }
+        } else {
+            to_result(policy.limiter.check(key, cost))
+        };
+        #[cfg(feature = "metrics")]
+        policy.metrics.record(
+            &policy.spec,
+            &PolicyOutcome {
+                index,
+                key: key.to_owned(),
+                result,
+                consumed: is_allowed(&result) && cost > 0,
+                shadow: policy.spec.is_shadow(),
+                reserved: false,
+            },
+        );
+        Some(result)
+    }
+
+    /// What [`check_policy`](Self::check_policy) would answer now, changing nothing and
+    /// recording nothing. `None` for no such policy.
+    pub fn peek_policy(&self, index: usize, key: &str, cost: u64) -> Option<PolicyResult> {
+        let policy = self.policies.get(index)?;
+        let cost = cost.saturating_mul(policy.spec.cost_multiplier());
+        let burst = policy.spec.quota().burst();
+        Some(if cost > burst {
+            PolicyResult::NeverFits { cost, burst }
+        } else {
+            to_result(policy.limiter.peek(key, cost))
+        })
+    }
+
+    /// Forgets `key` in the policy at `index`: its next request starts with a full bucket.
+    /// Whether the key was tracked (always `false` for a global policy or no such policy).
+    pub fn forget_key(&self, index: usize, key: &str) -> bool {
+        self.policies
+            .get(index)
+            .is_some_and(|p| p.limiter.remove(key))
+    }
+
+    /// Takes `tokens` from `key`'s bucket in the policy at `index` if it holds them, without
+    /// counting a request in the metrics: for carrying a key's state over from an earlier
+    /// manager when a service reloads its policies. Whether they were taken.
+    pub fn seed_key(&self, index: usize, key: &str, tokens: u64) -> bool {
+        self.policies
+            .get(index)
+            .is_some_and(|p| matches!(p.limiter.check(key, tokens), Ok(d) if d.is_allowed()))
+    }
+
     /// Checks `req` against every matching policy.
     pub fn check(&self, req: &Request<'_>) -> Verdict {
         let mut verdict = Verdict::new();
