@@ -57,7 +57,10 @@ step "Prerequisites"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
 need_component rustfmt fmt
 need_component clippy clippy
-# (later: need_apt redis-server, ...)
+# The Redis backend's tests (tests/redis*.rs) start their own redis-server.
+need_apt redis-server
+# redis-cli and redis-benchmark against `nanolimit serve` (scripts/serve-clients.sh).
+need_apt redis-tools curl
 cargo --version
 rustc --version
 
@@ -69,6 +72,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "Tests: cargo test --workspace --all-features"
 cargo test --workspace --all-features
+
+step "Real clients against nanolimit serve: scripts/serve-clients.sh (redis-cli, redis-benchmark, curl)"
+bash scripts/serve-clients.sh
 
 step "Benches compile: cargo bench --workspace --no-run"
 cargo bench --workspace --no-run

@@ -3,3 +3,4 @@
 //! command itself is `src/main.rs`; this library is not published.
 
 pub mod logs;
+pub mod serve;

@@ -26,7 +26,7 @@ struct Cli {
     command: Command,
 }
 
-/// The subcommands. `serve` will join them here.
+/// The subcommands.
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Validate a quota and print what it means: emission interval, refill time, precision.
@@ -34,6 +34,9 @@ enum Command {
     /// Replay access logs (Common/Combined Log Format) or JSONL traces through a policy file
     /// and report what the policies would have allowed and denied.
     Replay(commands::replay::ReplayArgs),
+    /// Serve rate limits over the Redis protocol (CL.THROTTLE, NL.CHECK) and HTTP
+    /// (POST /v1/check), on loopback by default.
+    Serve(commands::serve::ServeArgs),
 }
 
 /// A failure of a command.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Quota(args) => commands::quota::run(args),
         Command::Replay(args) => commands::replay::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(output) => {

@@ -3,3 +3,4 @@
 
 pub mod quota;
 pub mod replay;
+pub mod serve;

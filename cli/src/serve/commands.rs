@@ -1,0 +1,551 @@
+//! Command dispatch: one parsed request in, its reply appended to the output buffer.
+//!
+//! No I/O happens here, so the server, the tests and the fuzz target drive it alike.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::policies::{Policies, PolicyError};
+use super::resp::{Args, Limits, Protocol, Reply};
+use super::stats::Stats;
+use super::throttle::{Throttle, ThrottleError, ThrottleLimiter, ThrottleParams};
+
+/// What every connection shares.
+pub struct State {
+    /// The `CL.THROTTLE` store.
+    pub throttle: Throttle,
+    /// The named policies.
+    pub policies: Policies,
+    /// Counters.
+    pub stats: Stats,
+    /// The request limits (reported by `INFO`).
+    pub limits: Limits,
+    /// The connection limit (reported by `INFO`).
+    pub max_connections: usize,
+    started: Instant,
+    next_client_id: AtomicU64,
+}
+
+impl State {
+    /// The shared state.
+    pub fn new(
+        throttle: Throttle,
+        policies: Policies,
+        limits: Limits,
+        max_connections: usize,
+    ) -> Self {
+        Self {
+            throttle,
+            policies,
+            stats: Stats::default(),
+            limits,
+            max_connections,
+            started: Instant::now(),
+            next_client_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A new connection's session, with the next client id.
+    pub fn session(&self) -> Session {
+        // Relaxed: ids only need to be unique, which the read-modify-write guarantees.
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        Session {
+            id,
+            protocol: Protocol::Resp2,
+            name: None,
+            cached: None,
+            closing: false,
+        }
+    }
+}
+
+/// One connection's state.
+pub struct Session {
+    id: u64,
+    protocol: Protocol,
+    name: Option<Vec<u8>>,
+    /// The last quota's limiter: a client usually sends the same quota every time.
+    cached: Option<(ThrottleParams, Arc<ThrottleLimiter>)>,
+    closing: bool,
+}
+
+impl Session {
+    /// Whether the connection should close after the replies so far are written (`QUIT`).
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// The protocol the connection speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The client id (`CLIENT ID`).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// The commands, for `COMMAND`, `COMMAND COUNT` and `COMMAND INFO`: name, arity (negative:
+/// at least), flags.
+const COMMANDS: &[(&str, i64, &[&str])] = &[
+    ("cl.throttle", -5, &["write", "fast"]),
+    ("nl.check", -3, &["write", "fast"]),
+    ("nl.peek", 3, &["readonly", "fast"]),
+    ("ping", -1, &["fast"]),
+    ("echo", 2, &["fast"]),
+    ("hello", -1, &["fast", "no-auth"]),
+    ("quit", -1, &["fast", "no-auth"]),
+    ("client", -2, &[]),
+    ("command", -1, &[]),
+    ("config", -2, &[]),
+    ("info", -1, &[]),
+    ("select", 2, &["fast"]),
+];
+
+/// Executes one request (`args`, ranges into `buf`) for `session`, appending its reply to
+/// `out`. An empty request (an empty inline line) has no reply.
+pub fn execute(state: &State, session: &mut Session, buf: &[u8], args: &Args, out: &mut Vec<u8>) {
+    if args.is_empty() {
+        return;
+    }
+    Stats::bump(&state.stats.commands);
+    let before = out.len();
+    let mut argv: [&[u8]; 8] = [&[]; 8];
+    let n = args.len();
+    for (i, slot) in argv.iter_mut().enumerate().take(n) {
+        *slot = args.get(buf, i).unwrap_or(&[]);
+    }
+    let mut cmd = Command {
+        state,
+        session,
+        argv: &argv[..n.min(8)],
+        argc: n,
+        out,
+    };
+    cmd.run();
+    if out.get(before) == Some(&b'-') {
+        Stats::bump(&state.stats.errors);
+    }
+}
+
+struct Command<'a> {
+    state: &'a State,
+    session: &'a mut Session,
+    /// The first 8 arguments (no command takes more).
+    argv: &'a [&'a [u8]],
+    /// How many arguments there really were.
+    argc: usize,
+    out: &'a mut Vec<u8>,
+}
+
+impl Command<'_> {
+    fn reply(&mut self) -> Reply<'_> {
+        Reply::new(self.out, self.session.protocol)
+    }
+
+    fn is(&self, i: usize, name: &str) -> bool {
+        self.argv
+            .get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(name.as_bytes()))
+    }
+
+    fn arity_error(&mut self) {
+        let name = String::from_utf8_lossy(self.argv[0]).to_lowercase();
+        self.reply().error(&format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ));
+    }
+
+    fn run(&mut self) {
+        let name = self.argv[0];
+        let Some(&(_, arity, _)) = COMMANDS
+            .iter()
+            .find(|(n, _, _)| name.eq_ignore_ascii_case(n.as_bytes()))
+        else {
+            let shown: String = String::from_utf8_lossy(&name[..name.len().min(128)]).into();
+            let mut message = format!("ERR unknown command '{shown}', with args beginning with: ");
+            for a in self.argv.iter().skip(1) {
+                message.push_str(&format!(
+                    "'{}' ",
+                    String::from_utf8_lossy(&a[..a.len().min(64)])
+                ));
+            }
+            self.reply().error(message.trim_end());
+            return;
+        };
+        let fits = if arity >= 0 {
+            self.argc as i64 == arity
+        } else {
+            self.argc as i64 >= -arity
+        };
+        if !fits {
+            return self.arity_error();
+        }
+        match name.to_ascii_lowercase().as_slice() {
+            b"cl.throttle" => self.throttle(),
+            b"nl.check" => self.policy(false),
+            b"nl.peek" => self.policy(true),
+            b"ping" => self.ping(),
+            b"echo" => {
+                let msg = self.argv[1];
+                self.reply().bulk(msg);
+            }
+            b"hello" => self.hello(),
+            b"quit" => {
+                self.session.closing = true;
+                self.reply().simple("OK");
+            }
+            b"client" => self.client(),
+            b"command" => self.command(),
+            b"config" => self.config(),
+            b"info" => self.info(),
+            b"select" => {
+                if self.argv[1] == b"0" {
+                    self.reply().simple("OK");
+                } else {
+                    self.reply()
+                        .error("ERR DB index is out of range (nanolimit has only database 0)");
+                }
+            }
+            _ => unreachable!("every name in COMMANDS is dispatched"),
+        }
+    }
+
+    fn ping(&mut self) {
+        match self.argc {
+            1 => self.reply().simple("PONG"),
+            2 => {
+                let msg = self.argv[1];
+                self.reply().bulk(msg);
+            }
+            _ => self.arity_error(),
+        }
+    }
+
+    /// `CL.THROTTLE key max_burst count period [quantity]`.
+    fn throttle(&mut self) {
+        if self.argc > 6 {
+            return self.arity_error();
+        }
+        let parsed = (|| {
+            let params = ThrottleParams {
+                max_burst: number(self.argv[2], "max_burst", 0)?,
+                count: number(self.argv[3], "count", 1)?,
+                period_secs: number(self.argv[4], "period", 1)?,
+            };
+            let quantity = match self.argv.get(5) {
+                Some(q) => number(q, "quantity", 0)?,
+                None => 1,
+            };
+            if quantity > params.limit() {
+                return Err(ThrottleError::QuantityAboveLimit {
+                    quantity,
+                    limit: params.limit(),
+                });
+            }
+            Ok((params, quantity))
+        })();
+        let result = parsed.and_then(|(params, quantity)| {
+            let limiter = match &self.session.cached {
+                Some((p, l)) if *p == params => Arc::clone(l),
+                _ => {
+                    let l = self.state.throttle.limiter(params)?;
+                    self.session.cached = Some((params, Arc::clone(&l)));
+                    l
+                }
+            };
+            Throttle::throttle(&limiter, &params, self.argv[1], quantity)
+        });
+        match result {
+            Ok(reply) => {
+                let stats = &self.state.stats;
+                Stats::bump(if reply[0] == 0 {
+                    &stats.throttle_allowed
+                } else {
+                    &stats.throttle_limited
+                });
+                let mut r = self.reply();
+                r.array(5);
+                for v in reply {
+                    r.int(v);
+                }
+            }
+            Err(e) => self.reply().error(&e.to_string()),
+        }
+    }
+
+    /// `NL.CHECK policy key [cost]` and `NL.PEEK policy key`: allowed (1/0), limit,
+    /// remaining, retry-after ms (-1 when allowed), reset-after ms.
+    fn policy(&mut self, peek: bool) {
+        if !peek && self.argc > 4 {
+            return self.arity_error();
+        }
+        let (Ok(name), Ok(key)) = (
+            std::str::from_utf8(self.argv[1]),
+            std::str::from_utf8(self.argv[2]),
+        ) else {
+            return self.reply().error("ERR invalid policy or key: not UTF-8");
+        };
+        let cost = match self.argv.get(3) {
+            Some(c) => match number(c, "cost", 1) {
+                Ok(c) => c,
+                Err(e) => return self.reply().error(&e.to_string()),
+            },
+            None => 1,
+        };
+        let policies = &self.state.policies;
+        let result = if peek {
+            policies.peek(name, key)
+        } else {
+            policies.check(name, key, cost)
+        };
+        match result {
+            Ok(d) => {
+                let allowed = d.decision.is_allowed();
+                if !peek {
+                    let stats = &self.state.stats;
+                    Stats::bump(if allowed {
+                        &stats.policy_allowed
+                    } else {
+                        &stats.policy_denied
+                    });
+                }
+                let ms = |t: std::time::Duration| {
+                    i64::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX)
+                };
+                let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                let mut r = self.reply();
+                r.array(5);
+                r.int(i64::from(allowed));
+                r.int(big(d.limit));
+                r.int(big(d.decision.remaining()));
+                r.int(if allowed {
+                    -1
+                } else {
+                    ms(d.decision.retry_after())
+                });
+                r.int(ms(d.decision.reset_after()));
+            }
+            Err(e @ PolicyError::Unknown(_)) => self.reply().error(&format!("ERR {e}")),
+            Err(e) => self.reply().error(&format!("ERR {e}")),
+        }
+    }
+
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`. There is no authentication:
+    /// credentials are accepted and ignored (serve on loopback or a private network).
+    fn hello(&mut self) {
+        let mut protocol = self.session.protocol;
+        let mut i = 1;
+        if let Some(v) = self.argv.get(1) {
+            protocol = match *v {
+                b"2" => Protocol::Resp2,
+                b"3" => Protocol::Resp3,
+                _ => {
+                    return self
+                        .reply()
+                        .error("NOPROTO unsupported protocol version (2 and 3 are)")
+                }
+            };
+            i = 2;
+        }
+        let mut name = None;
+        while i < self.argc {
+            if self.is(i, "auth") && i + 2 < self.argc.min(self.argv.len()) {
+                i += 3;
+            } else if self.is(i, "setname") && i + 1 < self.argc.min(self.argv.len()) {
+                name = Some(self.argv[i + 1].to_vec());
+                i += 2;
+            } else {
+                return self.reply().error("ERR syntax error in HELLO");
+            }
+        }
+        self.session.protocol = protocol;
+        if name.is_some() {
+            self.session.name = name;
+        }
+        let id = i64::try_from(self.session.id).unwrap_or(i64::MAX);
+        let proto = if protocol == Protocol::Resp3 { 3 } else { 2 };
+        let mut r = self.reply();
+        r.map(7);
+        r.bulk(b"server");
+        r.bulk(b"nanolimit");
+        r.bulk(b"version");
+        r.bulk(env!("CARGO_PKG_VERSION").as_bytes());
+        r.bulk(b"proto");
+        r.int(proto);
+        r.bulk(b"id");
+        r.int(id);
+        r.bulk(b"mode");
+        r.bulk(b"standalone");
+        r.bulk(b"role");
+        r.bulk(b"master");
+        r.bulk(b"modules");
+        r.array(0);
+    }
+
+    /// `CLIENT SETNAME|GETNAME|SETINFO|ID`.
+    fn client(&mut self) {
+        if self.is(1, "setname") && self.argc == 3 {
+            let name = self.argv[2];
+            if name.iter().any(|&b| b <= b' ' || b > b'~') {
+                return self.reply().error(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                );
+            }
+            self.session.name = (!name.is_empty()).then(|| name.to_vec());
+            self.reply().simple("OK");
+        } else if self.is(1, "getname") && self.argc == 2 {
+            match self.session.name.clone() {
+                Some(n) => self.reply().bulk(&n),
+                None => self.reply().null(),
+            }
+        } else if self.is(1, "setinfo") && self.argc == 4 {
+            self.reply().simple("OK");
+        } else if self.is(1, "id") && self.argc == 2 {
+            let id = i64::try_from(self.session.id).unwrap_or(i64::MAX);
+            self.reply().int(id);
+        } else {
+            self.reply().error(
+                "ERR unknown subcommand or wrong number of arguments for 'client' (SETNAME, GETNAME, SETINFO, ID)",
+            );
+        }
+    }
+
+    /// `COMMAND`, `COMMAND COUNT`, `COMMAND INFO name..`, `COMMAND DOCS [name..]` (no docs:
+    /// an empty map, which redis-cli accepts).
+    fn command(&mut self) {
+        if self.argc == 1 {
+            self.reply().array(COMMANDS.len());
+            for entry in COMMANDS {
+                self.command_entry(entry);
+            }
+        } else if self.is(1, "count") && self.argc == 2 {
+            self.reply().int(COMMANDS.len() as i64);
+        } else if self.is(1, "docs") {
+            self.reply().map(0);
+        } else if self.is(1, "info") {
+            let names: Vec<Vec<u8>> = self.argv[2..]
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect();
+            let count = self.argc - 2;
+            self.reply().array(count);
+            for i in 0..count {
+                match names
+                    .get(i)
+                    .and_then(|n| COMMANDS.iter().find(|c| c.0.as_bytes() == n))
+                {
+                    Some(entry) => self.command_entry(entry),
+                    None => self.reply().null(),
+                }
+            }
+        } else {
+            self.reply()
+                .error("ERR unknown subcommand for 'command' (COUNT, DOCS, INFO)");
+        }
+    }
+
+    fn command_entry(&mut self, &(name, arity, flags): &(&str, i64, &[&str])) {
+        let mut r = self.reply();
+        r.array(6);
+        r.bulk(name.as_bytes());
+        r.int(arity);
+        r.array(flags.len());
+        for f in flags {
+            r.simple(f);
+        }
+        // First key, last key, step: CL.THROTTLE and NL.* name a key (NL.* at position 2).
+        let key = match name {
+            "cl.throttle" => 1,
+            "nl.check" | "nl.peek" => 2,
+            _ => 0,
+        };
+        r.int(key);
+        r.int(key);
+        r.int(i64::from(key > 0));
+    }
+
+    /// `CONFIG GET save|appendonly` answer as a server without persistence does (what
+    /// redis-benchmark asks on start); anything else is empty.
+    fn config(&mut self) {
+        if !self.is(1, "get") || self.argc != 3 {
+            return self.reply().error("ERR nanolimit supports only CONFIG GET");
+        }
+        let param = self.argv[2].to_ascii_lowercase();
+        let value: Option<&[u8]> = match param.as_slice() {
+            b"save" => Some(b""),
+            b"appendonly" => Some(b"no"),
+            _ => None,
+        };
+        let mut r = self.reply();
+        match value {
+            Some(v) => {
+                r.map(1);
+                r.bulk(&param);
+                r.bulk(v);
+            }
+            None => r.map(0),
+        }
+    }
+
+    /// `INFO [section]`: server, clients, stats and limiter sections.
+    fn info(&mut self) {
+        let s = self.state;
+        let st = &s.stats;
+        let g = Stats::get;
+        let text = format!(
+            "# Server\r\nredis_version:7.2.0\r\nnanolimit_version:{}\r\nredis_mode:standalone\r\nprocess_id:{}\r\nuptime_in_seconds:{}\r\n\r\n\
+             # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n\
+             # Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\nerror_replies:{}\r\n\r\n\
+             # Limiter\r\nthrottle_allowed:{}\r\nthrottle_limited:{}\r\nthrottle_quotas:{}\r\nthrottle_max_quotas:{}\r\nthrottle_keys:{}\r\nthrottle_max_keys_per_quota:{}\r\n\
+             policies:{}\r\npolicy_allowed:{}\r\npolicy_denied:{}\r\npolicy_keys:{}\r\npolicy_reloads:{}\r\npolicy_reload_failures:{}\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            s.started.elapsed().as_secs(),
+            g(&st.connected),
+            s.max_connections,
+            g(&st.connections),
+            g(&st.rejected),
+            g(&st.commands),
+            g(&st.errors),
+            g(&st.throttle_allowed),
+            g(&st.throttle_limited),
+            s.throttle.quotas(),
+            s.throttle.max_quotas(),
+            s.throttle.keys(),
+            s.throttle.max_keys(),
+            s.policies.names().join(","),
+            g(&st.policy_allowed),
+            g(&st.policy_denied),
+            s.policies.keys(),
+            g(&st.reloads),
+            g(&st.reload_failures),
+        );
+        let text = match self.argv.get(1) {
+            None => text,
+            Some(section) => {
+                let want = format!("# {}", String::from_utf8_lossy(section).to_lowercase());
+                text.split("\r\n\r\n")
+                    .filter(|part| part.to_lowercase().starts_with(&want))
+                    .collect::<Vec<_>>()
+                    .join("\r\n\r\n")
+            }
+        };
+        self.reply().bulk(text.as_bytes());
+    }
+}
+
+/// An argument that must be a decimal integer of at least `min`.
+fn number(arg: &[u8], name: &'static str, min: u64) -> Result<u64, ThrottleError> {
+    let bad = |reason: String| ThrottleError::BadArgument { name, reason };
+    let text = std::str::from_utf8(arg).map_err(|_| bad("not an integer".into()))?;
+    let value: i128 = text
+        .parse()
+        .map_err(|_| bad(format!("'{}' is not an integer", text.escape_debug())))?;
+    if value < i128::from(min) {
+        return Err(bad(format!("must be at least {min}, not {value}")));
+    }
+    u64::try_from(value).map_err(|_| bad(format!("{value} is too large")))
+}

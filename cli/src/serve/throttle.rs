@@ -1,0 +1,219 @@
+//! The store behind `CL.THROTTLE`: one keyed GCRA limiter per distinct quota.
+//!
+//! As in redis-cell, the quota comes with each call. The same key called with different
+//! parameters gets a different bucket: a key is namespaced by its quota (`max_burst`, `count`,
+//! `period`), so callers that disagree about a key's quota never reset or borrow from each
+//! other's state. Memory is bounded twice: at most `max_quotas` distinct quotas, each with at
+//! most `max_keys` keys (idle keys, whose buckets are full again, are evicted as the limiter
+//! grows; a new key that finds no room is refused).
+
+use core::fmt;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use nanolimit::{Clock, Gcra, KeyedError, KeyedLimiter, Quota, QuotaError};
+
+/// The clock every limiter of the service reads (the monotonic clock, or a manual one in
+/// tests).
+pub type SharedClock = Arc<dyn Clock>;
+
+/// One quota's limiter; keys are raw bytes (Redis keys need not be UTF-8).
+pub type ThrottleLimiter = KeyedLimiter<Vec<u8>, Gcra, SharedClock>;
+
+/// The quota arguments of a `CL.THROTTLE` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ThrottleParams {
+    /// `max_burst`: the bucket holds `max_burst + 1`.
+    pub max_burst: u64,
+    /// `count` admissions per `period`.
+    pub count: u64,
+    /// `period` in seconds.
+    pub period_secs: u64,
+}
+
+impl ThrottleParams {
+    /// The limit reported in replies: `max_burst + 1`.
+    pub fn limit(&self) -> u64 {
+        self.max_burst.saturating_add(1)
+    }
+
+    /// The quota, or which argument is out of range.
+    pub fn quota(&self) -> Result<Quota, ThrottleError> {
+        let bad = |name: &'static str, e: QuotaError| ThrottleError::BadArgument {
+            name,
+            reason: e.to_string(),
+        };
+        let period = Duration::from_secs(self.period_secs);
+        let quota = Quota::new(self.count, period).map_err(|e| match e {
+            QuotaError::PeriodTooLong | QuotaError::ZeroPeriod => bad("period", e),
+            _ => bad("count", e),
+        })?;
+        quota
+            .with_burst(self.limit())
+            .map_err(|e| bad("max_burst", e))
+    }
+}
+
+/// Why a `CL.THROTTLE` call decided nothing. Nothing changed in any of these cases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ThrottleError {
+    /// An argument is not a number in its range.
+    BadArgument {
+        /// The argument's name as in the command's syntax.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `quantity` exceeds the limit: it could never be admitted.
+    QuantityAboveLimit {
+        /// The quantity asked for.
+        quantity: u64,
+        /// `max_burst + 1`.
+        limit: u64,
+    },
+    /// A new quota while `max_quotas` distinct quotas are in use.
+    TooManyQuotas {
+        /// The bound.
+        max: usize,
+    },
+    /// A new key while its quota's limiter holds `max_keys` keys and none is idle.
+    AtCapacity {
+        /// The bound.
+        max_keys: usize,
+    },
+}
+
+impl fmt::Display for ThrottleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadArgument { name, reason } => write!(f, "ERR invalid {name}: {reason}"),
+            Self::QuantityAboveLimit { quantity, limit } => write!(
+                f,
+                "ERR invalid quantity: {quantity} is more than the limit {limit} (max_burst + 1) and can never be admitted"
+            ),
+            Self::TooManyQuotas { max } => write!(
+                f,
+                "ERR too many distinct quotas: at most {max} (max_burst, count, period) combinations are tracked"
+            ),
+            Self::AtCapacity { max_keys } => write!(
+                f,
+                "ERR at capacity: {max_keys} keys are tracked for this quota and none is idle"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ThrottleError {}
+
+/// The `CL.THROTTLE` reply: limited, limit, remaining, retry-after, reset-after.
+pub type ThrottleReply = [i64; 5];
+
+/// All the quotas' limiters.
+pub struct Throttle {
+    limiters: RwLock<HashMap<ThrottleParams, Arc<ThrottleLimiter>>>,
+    clock: SharedClock,
+    max_keys: usize,
+    max_quotas: usize,
+}
+
+impl Throttle {
+    /// An empty store.
+    pub fn new(clock: SharedClock, max_keys: usize, max_quotas: usize) -> Self {
+        Self {
+            limiters: RwLock::new(HashMap::new()),
+            clock,
+            max_keys,
+            max_quotas,
+        }
+    }
+
+    /// The limiter of `params`, created on first use.
+    pub fn limiter(&self, params: ThrottleParams) -> Result<Arc<ThrottleLimiter>, ThrottleError> {
+        // A poisoned lock only means another thread panicked while holding it; the map itself
+        // is always whole (inserts are single calls), so its contents are still good.
+        if let Some(l) = self
+            .limiters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&params)
+        {
+            return Ok(Arc::clone(l));
+        }
+        let quota = params.quota()?;
+        let mut map = self.limiters.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = map.get(&params) {
+            return Ok(Arc::clone(l));
+        }
+        if map.len() >= self.max_quotas {
+            return Err(ThrottleError::TooManyQuotas {
+                max: self.max_quotas,
+            });
+        }
+        let limiter = Arc::new(
+            KeyedLimiter::builder(quota)
+                .clock(Arc::clone(&self.clock))
+                .max_keys(self.max_keys)
+                .amortized_eviction(true)
+                .build(),
+        );
+        map.insert(params, Arc::clone(&limiter));
+        Ok(limiter)
+    }
+
+    /// One `CL.THROTTLE` decision on `limiter` (of `params`) for `key`. A quantity of 0 takes
+    /// nothing and reports the bucket as it is.
+    pub fn throttle(
+        limiter: &ThrottleLimiter,
+        params: &ThrottleParams,
+        key: &[u8],
+        quantity: u64,
+    ) -> Result<ThrottleReply, ThrottleError> {
+        let limit = params.limit();
+        let decision = match limiter.check_key_n(key, quantity) {
+            Ok(d) => d,
+            Err(KeyedError::AtCapacity(e)) => {
+                return Err(ThrottleError::AtCapacity {
+                    max_keys: e.max_keys,
+                })
+            }
+            Err(_) => return Err(ThrottleError::QuantityAboveLimit { quantity, limit }),
+        };
+        let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+        Ok([
+            i64::from(decision.is_denied()),
+            secs(limit),
+            secs(decision.remaining()),
+            if decision.is_allowed() {
+                -1
+            } else {
+                secs(decision.retry_after_secs())
+            },
+            secs(decision.reset_after_secs()),
+        ])
+    }
+
+    /// Distinct quotas in use.
+    pub fn quotas(&self) -> usize {
+        self.limiters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Keys tracked over all quotas.
+    pub fn keys(&self) -> usize {
+        let map = self.limiters.read().unwrap_or_else(|e| e.into_inner());
+        map.values().map(|l| l.len()).sum()
+    }
+
+    /// `max_keys` per quota.
+    pub fn max_keys(&self) -> usize {
+        self.max_keys
+    }
+
+    /// `max_quotas`.
+    pub fn max_quotas(&self) -> usize {
+        self.max_quotas
+    }
+}

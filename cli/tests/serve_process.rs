@@ -1,0 +1,140 @@
+//! The real `nanolimit serve` binary: it prints where it listens, SIGHUP reloads the policy
+//! file (a bad file is refused and the old policies kept), SIGTERM stops it with status 0
+//! after answering what it had received.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Served {
+    child: Child,
+    resp: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nanolimit"))
+        .args(["serve", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "nanolimit serve: Redis protocol on ADDR, HTTP on http://ADDR, policies: ..."
+    let after = |marker: &str| -> SocketAddr {
+        let rest = &line[line.find(marker).unwrap() + marker.len()..];
+        rest[..rest.find(',').unwrap()].parse().unwrap()
+    };
+    Served {
+        resp: after("Redis protocol on "),
+        http: after("HTTP on http://"),
+        child,
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Sends `bytes`, then QUIT, and reads everything until the server closes.
+fn request(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    s.write_all(b"QUIT\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// NL.PEEK's limit for `policy` (the second integer of the reply).
+fn limit(addr: SocketAddr, policy: &str) -> String {
+    let text = request(addr, format!("NL.PEEK {policy} k\r\n").as_bytes());
+    match text.split("\r\n").nth(2) {
+        Some(l) if text.starts_with('*') => l.trim_start_matches(':').to_owned(),
+        _ => text,
+    }
+}
+
+fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn defaults_print_where_it_listens_and_serve_the_built_in_policy() {
+    let served = serve(&[]);
+    assert_eq!(limit(served.resp, "default"), "10");
+    let mut http = TcpStream::connect(served.http).unwrap();
+    http.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    http.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with(r#"{"status":"ok"}"#), "{text}");
+}
+
+#[test]
+fn sighup_reloads_and_sigterm_exits_cleanly() {
+    let dir = std::env::temp_dir().join(format!("nanolimit-serve-proc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policies.toml");
+    let policy = |rate: &str| {
+        format!("[[policy]]\nname = \"api\"\nrate = {rate}\nperiod = \"1h\"\nkey = \"ip\"\n")
+    };
+    std::fs::write(&path, policy("5")).unwrap();
+    let mut served = serve(&["--policies", path.to_str().unwrap()]);
+    assert_eq!(limit(served.resp, "api"), "5");
+
+    std::fs::write(&path, policy("7")).unwrap();
+    signal(&served.child, "HUP");
+    assert!(wait_until(|| limit(served.resp, "api") == "7"), "reloaded");
+
+    std::fs::write(&path, policy("0")).unwrap();
+    signal(&served.child, "HUP");
+    assert!(wait_until(|| {
+        let info = request(served.resp, b"INFO limiter\r\n");
+        info.contains("policy_reload_failures:1")
+    }));
+    assert_eq!(
+        limit(served.resp, "api"),
+        "7",
+        "the bad file changed nothing"
+    );
+
+    // An open connection with a request in flight at SIGTERM gets its reply, then EOF.
+    let mut open = TcpStream::connect(served.resp).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    open.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    open.read_exact(&mut pong).unwrap();
+    signal(&served.child, "TERM");
+    let status = served.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = Vec::new();
+    assert_eq!(open.read_to_end(&mut rest).unwrap(), 0);
+    assert!(TcpStream::connect(served.resp).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
