@@ -42,6 +42,7 @@ fn run(chunks: &[&[u8]]) -> (Vec<u8>, bool) {
         loop {
             match conn.step(&state, &mut out) {
                 Step::Answered => {}
+                Step::Deferred(d) => panic!("no store, yet {d:?} was deferred"),
                 Step::NeedMore => break,
                 Step::Close => return (normalize(out), true),
             }

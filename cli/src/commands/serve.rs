@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use nanolimit_cli::serve::config::{parse_addr, parse_http, parse_timeout};
+use nanolimit_cli::serve::config::{parse_addr, parse_http, parse_store_timeout, parse_timeout};
+use nanolimit_cli::serve::store::{parse_failure_policy, StoreConfig};
 use nanolimit_cli::serve::{reload, start, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -54,6 +55,24 @@ pub struct ServeArgs {
     /// Log filter: error, warn, info, debug, trace, or a tracing directive [default: info].
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// Decide in this Redis (`redis://host:port[/db]`) instead of in memory, so that every
+    /// `serve` pointed at it enforces one limit per key.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// With --store: the start of every Redis key written [default: nanolimit:].
+    #[arg(long, value_name = "PREFIX", requires = "store")]
+    pub store_prefix: Option<String>,
+
+    /// With --store: the longest wait for one decision from Redis [default: 50ms].
+    #[arg(long, value_name = "DURATION", requires = "store")]
+    pub store_timeout: Option<String>,
+
+    /// With --store: what to answer when Redis fails: `error` (an error reply), `closed`
+    /// (deny), `open` (allow) or `fallback` (decide in memory) [default: error].
+    #[arg(long, value_name = "POLICY", requires = "store")]
+    pub store_failure: Option<String>,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully (exit status 0).
@@ -101,6 +120,22 @@ fn configure(args: &ServeArgs) -> Result<ServeConfig, CliError> {
     if let Some(l) = &args.log_level {
         config.log_level = l.clone();
     }
+    if let Some(url) = &args.store {
+        config.store = Some(StoreConfig::new(url.clone()));
+    }
+    if let Some(store) = &mut config.store {
+        if let Some(p) = &args.store_prefix {
+            store.prefix = p.clone();
+        }
+        if let Some(t) = &args.store_timeout {
+            store.timeout = parse_store_timeout(t)
+                .map_err(|e| CliError::Usage(format!("--store-timeout: {e}")))?;
+        }
+        if let Some(f) = &args.store_failure {
+            store.on_failure = parse_failure_policy(f)
+                .map_err(|e| CliError::Usage(format!("--store-failure: {e}")))?;
+        }
+    }
     Ok(config)
 }
 
@@ -115,8 +150,12 @@ async fn serve(config: ServeConfig) -> Result<String, CliError> {
     let http = running
         .http
         .map_or("HTTP off".to_owned(), |a| format!("HTTP on http://{a}"));
+    let store = match &running.config().store {
+        Some(s) => format!("Redis at {}", s.url),
+        None => "memory".to_owned(),
+    };
     println!(
-        "nanolimit serve: Redis protocol on {}, {http}, policies: {policies}",
+        "nanolimit serve: Redis protocol on {}, {http}, policies: {policies}, store: {store}",
         running.resp
     );
     let _ = std::io::stdout().flush();

@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::policies::{Policies, PolicyError};
+use super::policies::{Policies, PolicyDecision, PolicyError};
 use super::resp::{Args, Limits, Protocol, Reply};
 use super::stats::Stats;
-use super::throttle::{Throttle, ThrottleError, ThrottleLimiter, ThrottleParams};
+use super::store::RedisStore;
+use super::throttle::{Throttle, ThrottleError, ThrottleLimiter, ThrottleParams, ThrottleReply};
 
 /// What every connection shares.
 pub struct State {
@@ -23,6 +24,9 @@ pub struct State {
     pub limits: Limits,
     /// The connection limit (reported by `INFO`).
     pub max_connections: usize,
+    /// `--store`: decisions are made in Redis instead of `throttle` and `policies`' buckets
+    /// (the policies still name the quotas).
+    pub store: Option<RedisStore>,
     started: Instant,
     next_client_id: AtomicU64,
 }
@@ -41,6 +45,7 @@ impl State {
             stats: Stats::default(),
             limits,
             max_connections,
+            store: None,
             started: Instant::now(),
             next_client_id: AtomicU64::new(1),
         }
@@ -104,11 +109,84 @@ const COMMANDS: &[(&str, i64, &[&str])] = &[
     ("select", 2, &["fast"]),
 ];
 
+/// A decision to be made in the Redis store (`--store`), which the caller awaits and then
+/// answers with [`answer`]. Everything in it is validated.
+#[derive(Debug)]
+pub enum Deferred {
+    /// `CL.THROTTLE`.
+    Throttle {
+        /// The quota.
+        params: ThrottleParams,
+        /// The key.
+        key: Vec<u8>,
+        /// `quantity`, at most the limit.
+        quantity: u64,
+    },
+    /// `NL.CHECK` or `NL.PEEK`.
+    Policy {
+        /// The policy's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// The cost (1 for a peek).
+        cost: u64,
+        /// `NL.PEEK`.
+        peek: bool,
+    },
+}
+
+/// Makes a deferred decision in the store and appends its reply to `out`.
+pub async fn answer(
+    state: &State,
+    store: &RedisStore,
+    protocol: Protocol,
+    deferred: Deferred,
+    out: &mut Vec<u8>,
+) {
+    let before = out.len();
+    let mut reply = Reply::new(out, protocol);
+    match deferred {
+        Deferred::Throttle {
+            params,
+            key,
+            quantity,
+        } => {
+            let result = store.throttle(&state.stats, params, &key, quantity).await;
+            throttle_reply(&state.stats, &mut reply, result);
+        }
+        Deferred::Policy {
+            name,
+            key,
+            cost,
+            peek,
+        } => {
+            let result = store
+                .named_policy(&state.stats, &state.policies, &name, &key, cost, peek)
+                .await
+                .and_then(|(generation, index, result)| match generation.spec(index) {
+                    Some(spec) => PolicyDecision::of(spec, result),
+                    None => Err(PolicyError::Unknown(name)),
+                });
+            policy_reply(&state.stats, &mut reply, peek, result);
+        }
+    }
+    if out.get(before) == Some(&b'-') {
+        Stats::bump(&state.stats.errors);
+    }
+}
+
 /// Executes one request (`args`, ranges into `buf`) for `session`, appending its reply to
-/// `out`. An empty request (an empty inline line) has no reply.
-pub fn execute(state: &State, session: &mut Session, buf: &[u8], args: &Args, out: &mut Vec<u8>) {
+/// `out`, or returns the decision to make in the store. An empty request (an empty inline
+/// line) has no reply.
+pub fn execute(
+    state: &State,
+    session: &mut Session,
+    buf: &[u8],
+    args: &Args,
+    out: &mut Vec<u8>,
+) -> Option<Deferred> {
     if args.is_empty() {
-        return;
+        return None;
     }
     Stats::bump(&state.stats.commands);
     let before = out.len();
@@ -123,11 +201,14 @@ pub fn execute(state: &State, session: &mut Session, buf: &[u8], args: &Args, ou
         argv: &argv[..n.min(8)],
         argc: n,
         out,
+        deferred: None,
     };
     cmd.run();
+    let deferred = cmd.deferred;
     if out.get(before) == Some(&b'-') {
         Stats::bump(&state.stats.errors);
     }
+    deferred
 }
 
 struct Command<'a> {
@@ -138,6 +219,8 @@ struct Command<'a> {
     /// How many arguments there really were.
     argc: usize,
     out: &'a mut Vec<u8>,
+    /// Set instead of a reply when the decision is the store's.
+    deferred: Option<Deferred>,
 }
 
 impl Command<'_> {
@@ -247,7 +330,19 @@ impl Command<'_> {
             }
             Ok((params, quantity))
         })();
-        let result = parsed.and_then(|(params, quantity)| {
+        let (params, quantity) = match parsed {
+            Ok(p) => p,
+            Err(e) => return self.reply().error(&e.to_string()),
+        };
+        if self.state.store.is_some() {
+            self.deferred = Some(Deferred::Throttle {
+                params,
+                key: self.argv[1].to_vec(),
+                quantity,
+            });
+            return;
+        }
+        let result = (|| {
             let limiter = match &self.session.cached {
                 Some((p, l)) if *p == params => Arc::clone(l),
                 _ => {
@@ -257,23 +352,13 @@ impl Command<'_> {
                 }
             };
             Throttle::throttle(&limiter, &params, self.argv[1], quantity)
-        });
-        match result {
-            Ok(reply) => {
-                let stats = &self.state.stats;
-                Stats::bump(if reply[0] == 0 {
-                    &stats.throttle_allowed
-                } else {
-                    &stats.throttle_limited
-                });
-                let mut r = self.reply();
-                r.array(5);
-                for v in reply {
-                    r.int(v);
-                }
-            }
-            Err(e) => self.reply().error(&e.to_string()),
-        }
+        })();
+        let stats = &self.state.stats;
+        throttle_reply(
+            stats,
+            &mut Reply::new(self.out, self.session.protocol),
+            result,
+        );
     }
 
     /// `NL.CHECK policy key [cost]` and `NL.PEEK policy key`: allowed (1/0), limit,
@@ -295,42 +380,28 @@ impl Command<'_> {
             },
             None => 1,
         };
+        if self.state.store.is_some() {
+            self.deferred = Some(Deferred::Policy {
+                name: name.to_owned(),
+                key: key.to_owned(),
+                cost,
+                peek,
+            });
+            return;
+        }
         let policies = &self.state.policies;
         let result = if peek {
             policies.peek(name, key)
         } else {
             policies.check(name, key, cost)
         };
-        match result {
-            Ok(d) => {
-                let allowed = d.decision.is_allowed();
-                if !peek {
-                    let stats = &self.state.stats;
-                    Stats::bump(if allowed {
-                        &stats.policy_allowed
-                    } else {
-                        &stats.policy_denied
-                    });
-                }
-                let ms = |t: std::time::Duration| {
-                    i64::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX)
-                };
-                let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                let mut r = self.reply();
-                r.array(5);
-                r.int(i64::from(allowed));
-                r.int(big(d.limit));
-                r.int(big(d.decision.remaining()));
-                r.int(if allowed {
-                    -1
-                } else {
-                    ms(d.decision.retry_after())
-                });
-                r.int(ms(d.decision.reset_after()));
-            }
-            Err(e @ PolicyError::Unknown(_)) => self.reply().error(&format!("ERR {e}")),
-            Err(e) => self.reply().error(&format!("ERR {e}")),
-        }
+        let stats = &self.state.stats;
+        policy_reply(
+            stats,
+            &mut Reply::new(self.out, self.session.protocol),
+            peek,
+            result,
+        );
     }
 
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`. There is no authentication:
@@ -500,7 +571,8 @@ impl Command<'_> {
              # Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n\
              # Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\nerror_replies:{}\r\n\r\n\
              # Limiter\r\nthrottle_allowed:{}\r\nthrottle_limited:{}\r\nthrottle_quotas:{}\r\nthrottle_max_quotas:{}\r\nthrottle_keys:{}\r\nthrottle_max_keys_per_quota:{}\r\n\
-             policies:{}\r\npolicy_allowed:{}\r\npolicy_denied:{}\r\npolicy_keys:{}\r\npolicy_reloads:{}\r\npolicy_reload_failures:{}\r\n",
+             policies:{}\r\npolicy_allowed:{}\r\npolicy_denied:{}\r\npolicy_keys:{}\r\npolicy_reloads:{}\r\npolicy_reload_failures:{}\r\n\
+             store:{}\r\nstore_degraded:{}\r\n",
             env!("CARGO_PKG_VERSION"),
             std::process::id(),
             s.started.elapsed().as_secs(),
@@ -522,6 +594,8 @@ impl Command<'_> {
             s.policies.keys(),
             g(&st.reloads),
             g(&st.reload_failures),
+            if s.store.is_some() { "redis" } else { "memory" },
+            g(&st.store_degraded),
         );
         let text = match self.argv.get(1) {
             None => text,
@@ -534,6 +608,61 @@ impl Command<'_> {
             }
         };
         self.reply().bulk(text.as_bytes());
+    }
+}
+
+/// The `CL.THROTTLE` reply (five integers) or error, counted.
+fn throttle_reply(stats: &Stats, r: &mut Reply<'_>, result: Result<ThrottleReply, ThrottleError>) {
+    match result {
+        Ok(reply) => {
+            Stats::bump(if reply[0] == 0 {
+                &stats.throttle_allowed
+            } else {
+                &stats.throttle_limited
+            });
+            r.array(5);
+            for v in reply {
+                r.int(v);
+            }
+        }
+        Err(e) => r.error(&e.to_string()),
+    }
+}
+
+/// The `NL.CHECK`/`NL.PEEK` reply: allowed (1/0), limit, remaining, retry-after ms (-1 when
+/// allowed), reset-after ms; or the error. Checks (not peeks) are counted.
+fn policy_reply(
+    stats: &Stats,
+    r: &mut Reply<'_>,
+    peek: bool,
+    result: Result<PolicyDecision, PolicyError>,
+) {
+    match result {
+        Ok(d) => {
+            let allowed = d.decision.is_allowed();
+            if !peek {
+                Stats::bump(if allowed {
+                    &stats.policy_allowed
+                } else {
+                    &stats.policy_denied
+                });
+            }
+            let ms = |t: std::time::Duration| {
+                i64::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX)
+            };
+            let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            r.array(5);
+            r.int(i64::from(allowed));
+            r.int(big(d.limit));
+            r.int(big(d.decision.remaining()));
+            r.int(if allowed {
+                -1
+            } else {
+                ms(d.decision.retry_after())
+            });
+            r.int(ms(d.decision.reset_after()));
+        }
+        Err(e) => r.error(&format!("ERR {e}")),
     }
 }
 

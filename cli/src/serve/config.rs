@@ -15,6 +15,10 @@
 //! max_inline = 65536
 //! max_request = 1048576
 //! log_level = "info"            # error, warn, info, debug, trace
+//! store = "redis://127.0.0.1:6379"  # decide in a shared Redis (default: in memory)
+//! store_prefix = "nanolimit:"   # the start of every Redis key written
+//! store_timeout = "50ms"        # the longest wait for one decision from Redis
+//! store_failure = "error"       # when Redis fails: error, closed, open or fallback
 //! ```
 
 use core::fmt;
@@ -26,6 +30,7 @@ use nanolimit::policy::parse_period;
 use serde::Deserialize;
 
 use super::resp::Limits;
+use super::store::{parse_failure_policy, StoreConfig};
 use super::throttle::SharedClock;
 
 /// Everything the server needs to start.
@@ -54,6 +59,8 @@ pub struct ServeConfig {
     pub log_level: String,
     /// The limiters' clock (`None`: the monotonic clock). Tests pass a manual clock.
     pub clock: Option<SharedClock>,
+    /// Decide in this Redis instead of in memory (`None`: in memory).
+    pub store: Option<StoreConfig>,
 }
 
 impl Default for ServeConfig {
@@ -70,6 +77,7 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             log_level: "info".to_owned(),
             clock: None,
+            store: None,
         }
     }
 }
@@ -85,6 +93,7 @@ impl fmt::Debug for ServeConfig {
             .field("max_connections", &self.max_connections)
             .field("idle_timeout", &self.idle_timeout)
             .field("limits", &self.limits)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +121,10 @@ struct Section {
     max_inline: Option<usize>,
     max_request: Option<usize>,
     log_level: Option<String>,
+    store: Option<String>,
+    store_prefix: Option<String>,
+    store_timeout: Option<String>,
+    store_failure: Option<String>,
 }
 
 /// A listen address: `host:port`; for HTTP also `off`.
@@ -198,7 +211,38 @@ impl ServeConfig {
         if let Some(l) = s.log_level {
             self.log_level = l;
         }
+        if let Some(url) = s.store {
+            self.store = Some(StoreConfig::new(url));
+        }
+        let store_option = |name: &str, set: bool| match (&self.store, set) {
+            (None, true) => Err(format!("{name} needs store = \"redis://...\"")),
+            _ => Ok(()),
+        };
+        store_option("store_prefix", s.store_prefix.is_some())?;
+        store_option("store_timeout", s.store_timeout.is_some())?;
+        store_option("store_failure", s.store_failure.is_some())?;
+        if let Some(store) = &mut self.store {
+            if let Some(p) = s.store_prefix {
+                store.prefix = p;
+            }
+            if let Some(t) = s.store_timeout {
+                store.timeout =
+                    parse_store_timeout(&t).map_err(|e| format!("store_timeout: {e}"))?;
+            }
+            if let Some(f) = s.store_failure {
+                store.on_failure =
+                    parse_failure_policy(&f).map_err(|e| format!("store_failure: {e}"))?;
+            }
+        }
         Ok(())
+    }
+}
+
+/// The store's timeout: a duration above zero, such as `50ms` or `1s`.
+pub fn parse_store_timeout(text: &str) -> Result<Duration, String> {
+    match parse_timeout(text)? {
+        Some(t) => Ok(t),
+        None => Err(format!("'{text}' is zero: a call to Redis needs some time")),
     }
 }
 
@@ -229,6 +273,20 @@ mod tests {
         assert_eq!(c.idle_timeout, None);
         assert_eq!(c.limits.max_bulk, 99);
         assert_eq!(c.max_quotas, 64);
+        assert_eq!(c.store, None);
+        c.apply_toml(
+            "[server]\nstore = \"redis://127.0.0.1:6379\"\nstore_prefix = \"rl:\"\nstore_timeout = \"1s\"\nstore_failure = \"fallback\"\n",
+            None,
+        )
+        .unwrap();
+        let store = c.store.unwrap();
+        assert_eq!(store.url, "redis://127.0.0.1:6379");
+        assert_eq!(store.prefix, "rl:");
+        assert_eq!(store.timeout, Duration::from_secs(1));
+        assert_eq!(
+            store.on_failure,
+            nanolimit::store::redis::FailurePolicy::Fallback
+        );
     }
 
     #[test]
@@ -239,6 +297,20 @@ mod tests {
         assert!(err(&mut c, "[server]\nresp = \"nowhere\"\n").starts_with("resp: 'nowhere'"));
         assert!(err(&mut c, "[server]\nbrust = 1\n").contains("unknown field"));
         assert!(err(&mut c, "[server]\nidle_timeout = \"1.5s\"\n").starts_with("idle_timeout:"));
+        assert_eq!(
+            err(&mut c, "[server]\nstore_failure = \"open\"\n"),
+            "store_failure needs store = \"redis://...\""
+        );
+        assert!(err(
+            &mut c,
+            "[server]\nstore = \"redis://h\"\nstore_failure = \"maybe\"\n"
+        )
+        .starts_with("store_failure: 'maybe' is not a failure policy"));
+        assert!(err(
+            &mut c,
+            "[server]\nstore = \"redis://h\"\nstore_timeout = \"0s\"\n"
+        )
+        .starts_with("store_timeout: '0s' is zero"));
         assert_eq!(parse_timeout("90s"), Ok(Some(Duration::from_secs(90))));
         assert_eq!(parse_timeout("0ms"), Ok(None));
     }

@@ -1,15 +1,18 @@
 //! One connection's protocol state without the socket: bytes in, replies out. The server
 //! feeds it what it reads; the fuzz target feeds it arbitrary splits of arbitrary bytes.
 
-use super::commands::{execute, Session, State};
+use super::commands::{execute, Deferred, Session, State};
 use super::resp::{parse_request, Args, Reply};
 use super::stats::Stats;
 
 /// What [`Connection::step`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Step {
     /// One request was answered (its reply appended to the output).
     Answered,
+    /// One request is for the store (`--store`): answer it with
+    /// [`answer`](super::commands::answer) before the next step.
+    Deferred(Deferred),
     /// No whole request is buffered: read more.
     NeedMore,
     /// Write the output, then close: the client sent `QUIT`, or bytes that are not a
@@ -50,14 +53,21 @@ impl Connection {
         self.input.len() - self.start
     }
 
+    /// The protocol the connection speaks.
+    pub fn protocol(&self) -> super::resp::Protocol {
+        self.session.protocol()
+    }
+
     /// Answers the next whole request buffered, if any, appending to `out`.
     pub fn step(&mut self, state: &State, out: &mut Vec<u8>) -> Step {
         let pending = &self.input[self.start..];
         match parse_request(pending, &state.limits, &mut self.args) {
             Ok(Some(n)) => {
-                execute(state, &mut self.session, pending, &self.args, out);
+                let deferred = execute(state, &mut self.session, pending, &self.args, out);
                 self.start += n;
-                if self.session.is_closing() {
+                if let Some(d) = deferred {
+                    Step::Deferred(d)
+                } else if self.session.is_closing() {
                     Step::Close
                 } else {
                     Step::Answered

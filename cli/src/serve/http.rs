@@ -3,7 +3,7 @@
 //! Every error is JSON `{"error": "..."}` with its status: 400 (not JSON, a missing or
 //! unknown field), 404 (unknown policy or path), 405 (wrong method, with `Allow`), 413 (a
 //! body over 64 KiB), 422 (a cost of 0, or above the policy's burst), 503 (the policy is at
-//! its `max_keys`).
+//! its `max_keys`, or `--store`'s Redis failed under the `error` failure policy).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -148,14 +148,30 @@ async fn check(req: Request<Incoming>, state: &State) -> Reply {
     if body.cost == 0 {
         return error(StatusCode::UNPROCESSABLE_ENTITY, "cost must be at least 1");
     }
-    let (generation, index, result) =
-        match state
+    let decided = match &state.store {
+        None => state
             .policies
-            .decide_raw(&body.policy, &body.key, body.cost, false)
-        {
-            Ok(r) => r,
-            Err(e) => return error(StatusCode::NOT_FOUND, &e.to_string()),
-        };
+            .decide_raw(&body.policy, &body.key, body.cost, false),
+        Some(store) => {
+            store
+                .named_policy(
+                    &state.stats,
+                    &state.policies,
+                    &body.policy,
+                    &body.key,
+                    body.cost,
+                    false,
+                )
+                .await
+        }
+    };
+    let (generation, index, result) = match decided {
+        Ok(r) => r,
+        Err(e @ PolicyError::Store(_)) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+        Err(e) => return error(StatusCode::NOT_FOUND, &e.to_string()),
+    };
     let decision = match result {
         PolicyResult::Decided(d) => d,
         PolicyResult::NeverFits { cost, burst } => {

@@ -5,6 +5,7 @@
 //! - [`commands`]: dispatch of one request to its reply (no I/O);
 //! - [`conn`]: one connection's buffered input and session, without the socket;
 //! - [`throttle`]: the `CL.THROTTLE` store (a keyed limiter per quota);
+//! - [`store`]: `--store redis://`: the same decisions made in a shared Redis;
 //! - [`policies`]: named policies for `NL.CHECK`/`NL.PEEK`/HTTP, and the reload rule;
 //! - [`config`]: the `[server]` section and its defaults;
 //! - [`server`]: the tokio listeners, connections, limits and shutdown;
@@ -20,6 +21,7 @@ pub mod reload;
 pub mod resp;
 pub mod server;
 pub mod stats;
+pub mod store;
 pub mod throttle;
 
 pub use config::ServeConfig;

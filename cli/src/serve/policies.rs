@@ -46,6 +46,9 @@ pub enum PolicyError {
     },
     /// The policy tracks its `max_keys` and none is idle.
     AtCapacity,
+    /// `--store`: Redis failed and the failure policy is `error`, or Redis holds something
+    /// else under the key.
+    Store(String),
 }
 
 impl fmt::Display for PolicyError {
@@ -59,6 +62,7 @@ impl fmt::Display for PolicyError {
             Self::AtCapacity => {
                 f.write_str("the policy tracks its maximum number of keys and none is idle")
             }
+            Self::Store(detail) => write!(f, "store unavailable: {detail}"),
         }
     }
 }
@@ -75,6 +79,26 @@ pub struct PolicyDecision {
     /// The policy's window: the time in which it refills from empty, in whole seconds
     /// (rounded up), for the `RateLimit-Policy` header.
     pub window_secs: u64,
+}
+
+impl PolicyDecision {
+    /// A policy's `result`, with the limit and window of its `spec`.
+    pub fn of(spec: &PolicySpec, result: PolicyResult) -> Result<Self, PolicyError> {
+        let window = spec
+            .quota()
+            .refill_time()
+            .as_nanos()
+            .div_ceil(1_000_000_000);
+        match result {
+            PolicyResult::Decided(decision) => Ok(Self {
+                decision,
+                limit: spec.quota().burst(),
+                window_secs: u64::try_from(window).unwrap_or(u64::MAX),
+            }),
+            PolicyResult::NeverFits { cost, burst } => Err(PolicyError::NeverFits { cost, burst }),
+            PolicyResult::AtCapacity => Err(PolicyError::AtCapacity),
+        }
+    }
 }
 
 /// The current policies; swapped whole by a reload.
@@ -196,21 +220,17 @@ impl Policies {
         let spec = g
             .spec(index)
             .ok_or_else(|| PolicyError::Unknown(name.to_owned()))?;
-        let limit = spec.quota().burst();
-        let window = spec
-            .quota()
-            .refill_time()
-            .as_nanos()
-            .div_ceil(1_000_000_000);
-        match result {
-            PolicyResult::Decided(decision) => Ok(PolicyDecision {
-                decision,
-                limit,
-                window_secs: u64::try_from(window).unwrap_or(u64::MAX),
-            }),
-            PolicyResult::NeverFits { cost, burst } => Err(PolicyError::NeverFits { cost, burst }),
-            PolicyResult::AtCapacity => Err(PolicyError::AtCapacity),
-        }
+        PolicyDecision::of(spec, result)
+    }
+
+    /// The generation in force and the index in it of the policy `name`.
+    pub fn find(&self, name: &str) -> Result<(Arc<Generation>, usize), PolicyError> {
+        let g = self.current();
+        let index = g
+            .manager
+            .index_of(name)
+            .ok_or_else(|| PolicyError::Unknown(name.to_owned()))?;
+        Ok((g, index))
     }
 
     /// A check (or a peek) of policy `name` for `key`: the generation that answered, the
@@ -222,11 +242,7 @@ impl Policies {
         cost: u64,
         peek: bool,
     ) -> Result<(Arc<Generation>, usize, PolicyResult), PolicyError> {
-        let g = self.current();
-        let index = g
-            .manager
-            .index_of(name)
-            .ok_or_else(|| PolicyError::Unknown(name.to_owned()))?;
+        let (g, index) = self.find(name)?;
         g.inherit(index, key, self.clock.now());
         let result = if peek {
             g.manager.peek_policy(index, key, cost)

@@ -13,11 +13,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::commands::State;
+use super::commands::{answer, State};
 use super::config::ServeConfig;
 use super::conn::{Connection, Step};
 use super::policies::Policies;
 use super::stats::Stats;
+use super::store::RedisStore;
 use super::throttle::{SharedClock, Throttle};
 
 /// Bytes asked of the socket per read.
@@ -53,6 +54,8 @@ pub enum StartError {
     Policies(String),
     /// A listener could not be bound.
     Bind(SocketAddr, io::Error),
+    /// The `--store` URL is wrong.
+    Store(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -60,6 +63,7 @@ impl std::fmt::Display for StartError {
         match self {
             Self::Policies(e) => f.write_str(e),
             Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            Self::Store(e) => write!(f, "--store: {e}"),
         }
     }
 }
@@ -120,12 +124,14 @@ pub async fn start(config: ServeConfig) -> Result<Running, StartError> {
     let policies = Policies::new(specs, Arc::clone(&clock), config.max_keys)
         .map_err(|e| StartError::Policies(e.to_string()))?;
     let throttle = Throttle::new(clock, config.max_keys, config.max_quotas);
-    let state = Arc::new(State::new(
-        throttle,
-        policies,
-        config.limits,
-        config.max_connections,
-    ));
+    let mut state = State::new(throttle, policies, config.limits, config.max_connections);
+    if let Some(store) = &config.store {
+        state.store = Some(
+            RedisStore::open(store.clone(), config.max_quotas)
+                .map_err(|e| StartError::Store(e.to_string()))?,
+        );
+    }
+    let state = Arc::new(state);
     let (shutdown, _) = watch::channel(false);
     let (done_tx, done) = mpsc::channel::<()>(1);
 
@@ -240,6 +246,11 @@ async fn connection(
                     out.clear();
                 }
                 Step::Answered => {}
+                Step::Deferred(deferred) => {
+                    if let Some(store) = &state.store {
+                        answer(state, store, conn.protocol(), deferred, &mut out).await;
+                    }
+                }
                 Step::NeedMore => break,
                 Step::Close => return write(&mut stream, &out, config).await,
             }

@@ -27,6 +27,8 @@ pub struct Stats {
     pub reloads: AtomicU64,
     /// Policy reloads refused (the old policies kept).
     pub reload_failures: AtomicU64,
+    /// `--store`: decisions made by the failure policy because Redis did not answer.
+    pub store_degraded: AtomicU64,
 }
 
 impl Stats {

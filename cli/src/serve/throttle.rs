@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use nanolimit::{Clock, Gcra, KeyedError, KeyedLimiter, Quota, QuotaError};
+use nanolimit::{Clock, Decision, Gcra, KeyedError, KeyedLimiter, Quota, QuotaError};
 
 /// The clock every limiter of the service reads (the monotonic clock, or a manual one in
 /// tests).
@@ -82,6 +82,9 @@ pub enum ThrottleError {
         /// The bound.
         max_keys: usize,
     },
+    /// `--store`: Redis failed and the failure policy is `error`, or Redis holds something
+    /// else under the key.
+    Store(String),
 }
 
 impl fmt::Display for ThrottleError {
@@ -100,6 +103,7 @@ impl fmt::Display for ThrottleError {
                 f,
                 "ERR at capacity: {max_keys} keys are tracked for this quota and none is idle"
             ),
+            Self::Store(detail) => write!(f, "ERR store unavailable: {detail}"),
         }
     }
 }
@@ -179,8 +183,14 @@ impl Throttle {
             }
             Err(_) => return Err(ThrottleError::QuantityAboveLimit { quantity, limit }),
         };
+        Ok(Self::reply(&decision, limit))
+    }
+
+    /// The reply for `decision` of a quota whose limit (`max_burst + 1`) is `limit`:
+    /// retry-after and reset-after in whole seconds, rounded up.
+    pub fn reply(decision: &Decision, limit: u64) -> ThrottleReply {
         let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
-        Ok([
+        [
             i64::from(decision.is_denied()),
             secs(limit),
             secs(decision.remaining()),
@@ -190,7 +200,7 @@ impl Throttle {
                 secs(decision.retry_after_secs())
             },
             secs(decision.reset_after_secs()),
-        ])
+        ]
     }
 
     /// Distinct quotas in use.
