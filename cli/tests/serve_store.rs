@@ -288,3 +288,26 @@ fn two_serve_processes_hammering_one_key_admit_exactly_the_burst() {
     });
     assert_eq!(admitted, 10);
 }
+
+/// A pipeline mixing store requests with others: the store's are decided together, and
+/// every reply still comes back in request order.
+#[test]
+fn pipelined_store_requests_reply_in_order() {
+    let redis = RedisServer::start();
+    let server = with_store(&redis.url(), FailurePolicy::Error);
+    let reply = serve_support::exchange_until_close(
+        server.tcp(),
+        b"PING\r\nCL.THROTTLE a 1 1 3600\r\nCL.THROTTLE b 1 1 3600 2\r\nECHO x\r\n\
+          CL.THROTTLE b 1 1 3600\r\nCL.THROTTLE c 1 1 3600 3\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        reply,
+        "+PONG\r\n\
+         *5\r\n:0\r\n:2\r\n:1\r\n:-1\r\n:3600\r\n\
+         *5\r\n:0\r\n:2\r\n:0\r\n:-1\r\n:7200\r\n\
+         $1\r\nx\r\n\
+         *5\r\n:1\r\n:2\r\n:0\r\n:3600\r\n:7200\r\n\
+         -ERR invalid quantity: 3 is more than the limit 2 (max_burst + 1) and can never be admitted\r\n\
+         +OK\r\n"
+    );
+}

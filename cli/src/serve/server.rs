@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use nanolimit::policy::{load_policies, KeySelector, PolicySpec};
 use nanolimit::{DefaultClock, Quota};
@@ -13,16 +14,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::commands::{answer, State};
+use super::commands::{answer, Deferred, State};
 use super::config::ServeConfig;
 use super::conn::{Connection, Step};
 use super::policies::Policies;
+use super::resp::Protocol;
 use super::stats::Stats;
 use super::store::RedisStore;
 use super::throttle::{SharedClock, Throttle};
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Store requests of one connection decided at once, at most (bounds the memory a long
+/// pipeline of them takes).
+const MAX_DEFERRED: usize = 256;
 
 /// The built-in policy used when no policy file is given: `default`, 10 per second with a
 /// burst of 10, keyed by the key the caller names.
@@ -238,17 +244,32 @@ async fn connection(
 ) -> io::Result<()> {
     let mut conn = Connection::new(state);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // `--store`: the store's requests in a row, decided concurrently (pipelined on the one
+    // Redis connection); replies to the requests after them wait in `later` meanwhile.
+    let mut deferred: Vec<Deferred> = Vec::new();
+    let mut later: Vec<u8> = Vec::new();
     loop {
         loop {
-            match conn.step(state, &mut out) {
+            let target = if deferred.is_empty() {
+                &mut out
+            } else {
+                &mut later
+            };
+            let step = conn.step(state, target);
+            if !deferred.is_empty() && !matches!(step, Step::Deferred(_)) {
+                answer_all(state, conn.protocol(), &mut deferred, &mut out).await;
+                out.append(&mut later);
+            }
+            match step {
                 Step::Answered if out.len() >= config.output_limit => {
                     write(&mut stream, &out, config).await?;
                     out.clear();
                 }
                 Step::Answered => {}
-                Step::Deferred(deferred) => {
-                    if let Some(store) = &state.store {
-                        answer(state, store, conn.protocol(), deferred, &mut out).await;
+                Step::Deferred(d) => {
+                    deferred.push(d);
+                    if deferred.len() >= MAX_DEFERRED {
+                        answer_all(state, conn.protocol(), &mut deferred, &mut out).await;
                     }
                 }
                 Step::NeedMore => break,
@@ -279,6 +300,28 @@ async fn connection(
         if n == 0 {
             return Ok(());
         }
+    }
+}
+
+/// Decides `deferred` in the store, all at once, and appends their replies in order.
+async fn answer_all(
+    state: &State,
+    protocol: Protocol,
+    deferred: &mut Vec<Deferred>,
+    out: &mut Vec<u8>,
+) {
+    let Some(store) = &state.store else {
+        deferred.clear();
+        return;
+    };
+    let replies = join_all(deferred.drain(..).map(|d| async move {
+        let mut reply = Vec::new();
+        answer(state, store, protocol, d, &mut reply).await;
+        reply
+    }))
+    .await;
+    for reply in replies {
+        out.extend_from_slice(&reply);
     }
 }
 
