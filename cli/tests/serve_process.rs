@@ -84,7 +84,13 @@ fn wait_until(mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn defaults_print_where_it_listens_and_serve_the_built_in_policy() {
-    let served = serve(&[]);
+    let mut served = serve(&[]);
+    assert_eq!(limit(served.resp, "default"), "10");
+    // Fault pinned: without a policy file nothing caught SIGHUP, whose default action
+    // ended the server. It now logs that there is nothing to reload and keeps serving; the
+    // SIGTERM after it finds the server alive and ends it with status 0, where a server
+    // killed by SIGHUP would report that signal instead.
+    signal(&served.child, "HUP");
     assert_eq!(limit(served.resp, "default"), "10");
     let mut http = TcpStream::connect(served.http).unwrap();
     http.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -93,6 +99,8 @@ fn defaults_print_where_it_listens_and_serve_the_built_in_policy() {
     http.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.ends_with(r#"{"status":"ok"}"#), "{text}");
+    signal(&served.child, "TERM");
+    assert_eq!(served.child.wait().unwrap().code(), Some(0));
 }
 
 #[test]

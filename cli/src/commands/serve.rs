@@ -143,6 +143,13 @@ async fn serve(config: ServeConfig) -> Result<String, CliError> {
     let running = start(config)
         .await
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    // Before the address is printed: whoever reads it may send SIGHUP at once.
+    #[cfg(unix)]
+    tokio::spawn(reload::on_sighup(
+        Arc::clone(running.state()),
+        running.config().policies.clone(),
+        running.shutdown_signal(),
+    ));
     let policies = match &running.config().policies {
         Some(p) => p.display().to_string(),
         None => "built-in `default` (10/s)".to_owned(),
@@ -159,15 +166,7 @@ async fn serve(config: ServeConfig) -> Result<String, CliError> {
         running.resp
     );
     let _ = std::io::stdout().flush();
-    tracing::info!(resp = %running.resp, http = %http, "listening");
-    #[cfg(unix)]
-    if let Some(path) = running.config().policies.clone() {
-        tokio::spawn(reload::on_sighup(
-            Arc::clone(running.state()),
-            path,
-            running.shutdown_signal(),
-        ));
-    }
+    tracing::info!(resp = %running.resp, http = ?running.http, store = %store, "listening");
     wait_for_stop().await;
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     running.shutdown(GRACE).await;

@@ -36,11 +36,13 @@ pub fn reload(state: &State, path: &Path) -> Result<usize, String> {
     outcome
 }
 
-/// Reloads `path` on every SIGHUP until shutdown.
+/// Reloads `path` on every SIGHUP until shutdown. Without a policy file (`None`: the
+/// built-in policy) a SIGHUP is logged and changes nothing; either way it never stops the
+/// server, as the signal's default action would.
 #[cfg(unix)]
 pub async fn on_sighup(
     state: Arc<State>,
-    path: std::path::PathBuf,
+    path: Option<std::path::PathBuf>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -57,7 +59,12 @@ pub async fn on_sighup(
                 if s.is_none() {
                     return;
                 }
-                let _ = reload(&state, &path);
+                match &path {
+                    Some(path) => {
+                        let _ = reload(&state, path);
+                    }
+                    None => tracing::warn!("SIGHUP: no policy file to reload (the built-in policy is in force)"),
+                }
             }
             _ = shutdown.changed() => return,
         }
