@@ -2,46 +2,17 @@
 //! file (a bad file is refused and the old policies kept), SIGTERM stops it with status 0
 //! after answering what it had received.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod serve_support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-struct Served {
-    child: Child,
-    resp: SocketAddr,
-    http: SocketAddr,
-}
+use serve_support::ServeProcess;
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(args: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nanolimit"))
-        .args(["serve", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "nanolimit serve: Redis protocol on ADDR, HTTP on http://ADDR, policies: ..."
-    let after = |marker: &str| -> SocketAddr {
-        let rest = &line[line.find(marker).unwrap() + marker.len()..];
-        rest[..rest.find(',').unwrap()].parse().unwrap()
-    };
-    Served {
-        resp: after("Redis protocol on "),
-        http: after("HTTP on http://"),
-        child,
-    }
+fn serve(args: &[&str]) -> ServeProcess {
+    ServeProcess::start(args)
 }
 
 fn signal(child: &Child, name: &str) {
@@ -92,7 +63,7 @@ fn defaults_print_where_it_listens_and_serve_the_built_in_policy() {
     // killed by SIGHUP would report that signal instead.
     signal(&served.child, "HUP");
     assert_eq!(limit(served.resp, "default"), "10");
-    let mut http = TcpStream::connect(served.http).unwrap();
+    let mut http = TcpStream::connect(served.http.unwrap()).unwrap();
     http.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut text = String::new();

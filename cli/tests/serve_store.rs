@@ -10,15 +10,13 @@
 mod redis_support;
 mod serve_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use nanolimit::store::redis::FailurePolicy;
 use nanolimit_cli::serve::store::StoreConfig;
 use redis_support::RedisServer;
-use serve_support::{throttle, TestServer};
+use serve_support::{throttle, ServeProcess, TestServer};
 
 fn with_store(url: &str, on_failure: FailurePolicy) -> TestServer {
     let mut store = StoreConfig::new(url);
@@ -222,41 +220,15 @@ fn an_unreachable_redis_follows_the_failure_policy() {
     );
 }
 
-/// A real `nanolimit serve --store` process; killed on drop.
-struct Served {
-    child: Child,
-    resp: SocketAddr,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_process(store: &str) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nanolimit"))
-        .args(["serve", "--resp", "127.0.0.1:0", "--http", "off"])
-        .args(["--store", store, "--store-timeout", "1s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+/// A real `nanolimit serve --store` process.
+fn serve_process(store: &str) -> ServeProcess {
+    let served = ServeProcess::start(&["--http", "off", "--store", store, "--store-timeout", "1s"]);
     assert!(
-        line.ends_with(&format!("store: Redis at {store}\n")),
-        "{line}"
+        served.line.ends_with(&format!("store: Redis at {store}\n")),
+        "{}",
+        served.line
     );
-    let marker = "Redis protocol on ";
-    let rest = &line[line.find(marker).unwrap() + marker.len()..];
-    Served {
-        resp: rest[..rest.find(',').unwrap()].parse().unwrap(),
-        child,
-    }
+    served
 }
 
 /// Two processes, two client threads each, 50 calls per thread on one key of 1 per hour

@@ -21,7 +21,7 @@ use nanolimit::{Decision, Gcra, Quota, TokenBucket};
 
 use super::policies::{Generation, Policies, PolicyError};
 use super::stats::Stats;
-use super::throttle::{Throttle, ThrottleError, ThrottleParams, ThrottleReply};
+use super::throttle::{PerQuota, Throttle, ThrottleError, ThrottleParams, ThrottleReply};
 
 /// How the service reaches Redis.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,8 +104,7 @@ impl AnyLimiter {
 pub struct RedisStore {
     connection: RedisConnection,
     config: StoreConfig,
-    max_quotas: usize,
-    throttle: RwLock<HashMap<ThrottleParams, Arc<RedisLimiter<Gcra>>>>,
+    throttle: PerQuota<RedisLimiter<Gcra>>,
     policies: RwLock<HashMap<String, Arc<PolicyLimiter>>>,
 }
 
@@ -126,8 +125,7 @@ impl RedisStore {
         Ok(Self {
             connection,
             config,
-            max_quotas,
-            throttle: RwLock::new(HashMap::new()),
+            throttle: PerQuota::new(max_quotas),
             policies: RwLock::new(HashMap::new()),
         })
     }
@@ -156,7 +154,10 @@ impl RedisStore {
             name: "key",
             reason: "not UTF-8 (keys kept in Redis must be text)".to_owned(),
         })?;
-        let limiter = self.throttle_limiter(params)?;
+        let limiter = self.throttle.get(params, |quota| {
+            self.builder(quota, format!("{}cl:", self.config.prefix))
+                .build()
+        })?;
         let outcome = limiter.check_n(key, quantity).await.map_err(|e| match e {
             RedisLimitError::InsufficientCapacity(_) => ThrottleError::QuantityAboveLimit {
                 quantity,
@@ -165,35 +166,6 @@ impl RedisStore {
             e => ThrottleError::Store(e.to_string()),
         })?;
         Ok(Throttle::reply(&count(stats, outcome), params.limit()))
-    }
-
-    fn throttle_limiter(
-        &self,
-        params: ThrottleParams,
-    ) -> Result<Arc<RedisLimiter<Gcra>>, ThrottleError> {
-        // A poisoned lock holds a whole map (inserts are single calls).
-        if let Some(l) = self
-            .throttle
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&params)
-        {
-            return Ok(Arc::clone(l));
-        }
-        let quota = params.quota()?;
-        let mut map = self.throttle.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(l) = map.get(&params) {
-            return Ok(Arc::clone(l));
-        }
-        if map.len() >= self.max_quotas {
-            return Err(ThrottleError::TooManyQuotas {
-                max: self.max_quotas,
-            });
-        }
-        let prefix = format!("{}cl:", self.config.prefix);
-        let limiter = Arc::new(self.builder(quota, prefix).build());
-        map.insert(params, Arc::clone(&limiter));
-        Ok(limiter)
     }
 
     /// A check (or a peek) of `cost` for `key` under `spec`: the result as the in-memory

@@ -113,38 +113,34 @@ impl std::error::Error for ThrottleError {}
 /// The `CL.THROTTLE` reply: limited, limit, remaining, retry-after, reset-after.
 pub type ThrottleReply = [i64; 5];
 
-/// All the quotas' limiters.
-pub struct Throttle {
-    limiters: RwLock<HashMap<ThrottleParams, Arc<ThrottleLimiter>>>,
-    clock: SharedClock,
-    max_keys: usize,
+/// One limiter per distinct quota, made on first use, at most `max_quotas` of them: the
+/// in-memory limiters here, and the Redis ones of `--store`.
+pub struct PerQuota<L> {
+    limiters: RwLock<HashMap<ThrottleParams, Arc<L>>>,
     max_quotas: usize,
 }
 
-impl Throttle {
-    /// An empty store.
-    pub fn new(clock: SharedClock, max_keys: usize, max_quotas: usize) -> Self {
+impl<L> PerQuota<L> {
+    /// An empty map holding at most `max_quotas` limiters.
+    pub fn new(max_quotas: usize) -> Self {
         Self {
             limiters: RwLock::new(HashMap::new()),
-            clock,
-            max_keys,
             max_quotas,
         }
     }
 
-    /// The limiter of `params`, created on first use.
-    pub fn limiter(&self, params: ThrottleParams) -> Result<Arc<ThrottleLimiter>, ThrottleError> {
-        // A poisoned lock only means another thread panicked while holding it; the map itself
-        // is always whole (inserts are single calls), so its contents are still good.
-        if let Some(l) = self
-            .limiters
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&params)
-        {
+    /// The limiter of `params`, made by `make` from its quota on first use.
+    pub fn get(
+        &self,
+        params: ThrottleParams,
+        make: impl FnOnce(Quota) -> L,
+    ) -> Result<Arc<L>, ThrottleError> {
+        if let Some(l) = self.read().get(&params) {
             return Ok(Arc::clone(l));
         }
         let quota = params.quota()?;
+        // A poisoned lock only means another thread panicked while holding it; the map itself
+        // is always whole (inserts are single calls), so its contents are still good.
         let mut map = self.limiters.write().unwrap_or_else(|e| e.into_inner());
         if let Some(l) = map.get(&params) {
             return Ok(Arc::clone(l));
@@ -154,15 +150,43 @@ impl Throttle {
                 max: self.max_quotas,
             });
         }
-        let limiter = Arc::new(
+        let limiter = Arc::new(make(quota));
+        map.insert(params, Arc::clone(&limiter));
+        Ok(limiter)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ThrottleParams, Arc<L>>> {
+        // Poisoned: as in `get`.
+        self.limiters.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// All the quotas' limiters.
+pub struct Throttle {
+    limiters: PerQuota<ThrottleLimiter>,
+    clock: SharedClock,
+    max_keys: usize,
+}
+
+impl Throttle {
+    /// An empty store.
+    pub fn new(clock: SharedClock, max_keys: usize, max_quotas: usize) -> Self {
+        Self {
+            limiters: PerQuota::new(max_quotas),
+            clock,
+            max_keys,
+        }
+    }
+
+    /// The limiter of `params`, created on first use.
+    pub fn limiter(&self, params: ThrottleParams) -> Result<Arc<ThrottleLimiter>, ThrottleError> {
+        self.limiters.get(params, |quota| {
             KeyedLimiter::builder(quota)
                 .clock(Arc::clone(&self.clock))
                 .max_keys(self.max_keys)
                 .amortized_eviction(true)
-                .build(),
-        );
-        map.insert(params, Arc::clone(&limiter));
-        Ok(limiter)
+                .build()
+        })
     }
 
     /// One `CL.THROTTLE` decision on `limiter` (of `params`) for `key`. A quantity of 0 takes
@@ -205,16 +229,12 @@ impl Throttle {
 
     /// Distinct quotas in use.
     pub fn quotas(&self) -> usize {
-        self.limiters
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.limiters.read().len()
     }
 
     /// Keys tracked over all quotas.
     pub fn keys(&self) -> usize {
-        let map = self.limiters.read().unwrap_or_else(|e| e.into_inner());
-        map.values().map(|l| l.len()).sum()
+        self.limiters.read().values().map(|l| l.len()).sum()
     }
 
     /// `max_keys` per quota.
@@ -224,6 +244,6 @@ impl Throttle {
 
     /// `max_quotas`.
     pub fn max_quotas(&self) -> usize {
-        self.max_quotas
+        self.limiters.max_quotas
     }
 }

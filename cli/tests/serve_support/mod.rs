@@ -1,10 +1,12 @@
-//! A server started in-process on ephemeral loopback ports, on a manual clock, and small
-//! clients for it (the `redis` crate, raw TCP, `ureq`).
+//! A server started in-process on ephemeral loopback ports, on a manual clock; the real
+//! `nanolimit serve` binary as a child process; and small clients for them (the `redis`
+//! crate, raw TCP, `ureq`).
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,4 +104,56 @@ pub fn throttle(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResul
         cmd.arg(*a);
     }
     cmd.query(con)
+}
+
+/// `nanolimit serve` as a child process on ephemeral loopback ports; killed on drop.
+pub struct ServeProcess {
+    pub child: Child,
+    pub resp: SocketAddr,
+    /// `None` with `--http off`.
+    pub http: Option<SocketAddr>,
+    /// The line it printed on start.
+    pub line: String,
+}
+
+impl ServeProcess {
+    /// Starts `nanolimit serve --resp 127.0.0.1:0 --http 127.0.0.1:0 ARGS` (without the
+    /// `--http` when `args` has its own) and reads where it listens from its first line.
+    pub fn start(args: &[&str]) -> Self {
+        let http: &[&str] = if args.contains(&"--http") {
+            &[]
+        } else {
+            &["--http", "127.0.0.1:0"]
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nanolimit"))
+            .args(["serve", "--resp", "127.0.0.1:0"])
+            .args(http)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "nanolimit serve: Redis protocol on ADDR, HTTP on http://ADDR, policies: ..."
+        let after = |marker: &str| -> Option<SocketAddr> {
+            let rest = &line[line.find(marker)? + marker.len()..];
+            rest[..rest.find(',')?].parse().ok()
+        };
+        Self {
+            resp: after("Redis protocol on ").unwrap_or_else(|| panic!("{line}")),
+            http: after("HTTP on http://"),
+            line,
+            child,
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
