@@ -76,6 +76,12 @@ impl Cidr {
     /// The network `addr/prefix`. IPv4-mapped IPv6 networks (`::ffff:10.0.0.0/104`) become
     /// the IPv4 network they map (`10.0.0.0/8`).
     pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, CidrError> {
+        // Checked against the address as given, before any mapping, so that the error names
+        // the prefix that was written.
+        let max = max_prefix(addr);
+        if prefix > max {
+            return Err(CidrError::PrefixTooLong { prefix, max });
+        }
         let (addr, prefix) = match addr {
             IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
                 Some(v4) => (IpAddr::V4(v4), prefix - 96),
@@ -83,10 +89,6 @@ impl Cidr {
             },
             _ => (addr, prefix),
         };
-        let max = max_prefix(addr);
-        if prefix > max {
-            return Err(CidrError::PrefixTooLong { prefix, max });
-        }
         let network = mask(addr, prefix);
         if network != addr {
             return Err(CidrError::HostBitsSet {
@@ -268,5 +270,32 @@ mod tests {
             .unwrap()
             .contains(ip("::ffff:10.2.3.4")));
         assert_eq!(Cidr::host(ip("::ffff:1.2.3.4")).to_string(), "1.2.3.4/32");
+    }
+
+    /// Fault pinned (found by the `client_key` fuzz target): an IPv4-mapped range with a
+    /// prefix over 128 (`::ffff:10.0.0.0/200`) was mapped first and refused as
+    /// `PrefixTooLong { prefix: 104, max: 32 }`, naming a prefix that was never written.
+    #[test]
+    fn prefix_too_long_names_the_prefix_given_for_mapped_ranges() {
+        for text in ["::ffff:10.0.0.0/200", "::ffff:0.0.0.0/129"] {
+            let prefix: u8 = text.rsplit_once('/').unwrap().1.parse().unwrap();
+            assert_eq!(
+                text.parse::<Cidr>(),
+                Err(CidrError::PrefixTooLong { prefix, max: 128 }),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            Cidr::new(ip("::ffff:10.0.0.0"), 255),
+            Err(CidrError::PrefixTooLong {
+                prefix: 255,
+                max: 128
+            })
+        );
+        // In range, the mapping still applies.
+        assert_eq!(
+            "::ffff:10.0.0.0/128".parse::<Cidr>().unwrap().to_string(),
+            "10.0.0.0/32"
+        );
     }
 }

@@ -145,13 +145,17 @@ fn parse_node(v: &[u8]) -> Option<IpAddr> {
     host.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
-/// `node-port`: 1-5 digits, or an obfuscated port (`_` and letters, digits, `.`, `_`, `-`).
+/// `node-port`: 1-5 digits, or an obfuscated port (`_` and at least one of letters, digits,
+/// `.`, `_`, `-`).
 fn valid_port(p: &str) -> bool {
     let b = p.as_bytes();
     match b.first() {
-        Some(b'_') => b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')),
+        Some(b'_') => {
+            b.len() > 1
+                && b[1..]
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        }
         Some(_) => b.len() <= 5 && b.iter().all(u8::is_ascii_digit),
         None => false,
     }
@@ -289,6 +293,21 @@ mod tests {
         ] {
             assert_eq!(fwd(bad), Err(Malformed), "{bad:?}");
         }
+    }
+
+    /// Fault pinned (found by the `client_key` fuzz target): a bare `_` was taken as an
+    /// obfuscated port, so `for="203.0.113.9:_"` named an address although RFC 7239's
+    /// `obfport` is `"_" 1*(ALPHA / DIGIT / "." / "_" / "-")`: a malformed node must name none.
+    #[test]
+    fn bare_underscore_is_not_an_obfuscated_port() {
+        assert_eq!(
+            fwd(r#"for="203.0.113.9:_", for="[2001:db8::1]:_", for="1.2.3.4:_p""#),
+            Ok(vec![None, None, ip("1.2.3.4")])
+        );
+        assert_eq!(
+            parse_x_forwarded_for([&b"[2001:db8::1]:_, [2001:db8::1]:_x"[..]]),
+            [None, ip("2001:db8::1")]
+        );
     }
 
     #[test]
