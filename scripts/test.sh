@@ -79,8 +79,10 @@ bash scripts/serve-clients.sh
 step "Benches compile: cargo bench --workspace --no-run"
 cargo bench --workspace --no-run
 
-step "Docs: cargo doc --workspace --no-deps (RUSTDOCFLAGS=-D warnings)"
+# Twice: intra-doc links must resolve with the features a build happens to enable and with all.
+step "Docs: cargo doc --workspace --no-deps, default and all features (RUSTDOCFLAGS=-D warnings)"
 RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps
+RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --no-deps --all-features
 
 # The fuzz targets are their own workspace (cargo-fuzz); here they are only compiled and linted
 # on stable, so they cannot rot. Running them: see docs/testing.md.

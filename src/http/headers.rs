@@ -3,7 +3,7 @@
 //! `X-RateLimit-Limit/-Remaining/-Reset`.
 //!
 //! Nothing here reads a clock or a limiter: every value comes from a
-//! [`Decision`](crate::Decision) and a [`Quota`], so any server (the tower layer, a
+//! [`Decision`] and a [`Quota`], so any server (the tower layer, a
 //! hand-written one, the `nanolimit serve` HTTP endpoint) renders the same headers.
 //!
 //! Mapping of a quota to the draft's fields (`q` units per window `w` seconds): `q` is the

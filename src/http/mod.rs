@@ -11,7 +11,14 @@
 //! - [`ClientIp`]: the client's address behind trusted proxies, grouped (IPv6 by /64).
 //! - [`headers`]: `RateLimit-Policy`, `RateLimit`, `Retry-After`, `X-RateLimit-*`, as pure
 //!   functions of decisions.
-//! - [`RateLimitLayer`] / [`RateLimitService`] (feature `tower`).
+#![cfg_attr(
+    feature = "tower",
+    doc = "- [`RateLimitLayer`] / [`RateLimitService`] (feature `tower`)."
+)]
+#![cfg_attr(
+    not(feature = "tower"),
+    doc = "- `RateLimitLayer` / `RateLimitService` (feature `tower`)."
+)]
 
 mod cidr;
 mod client;

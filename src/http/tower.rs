@@ -74,7 +74,7 @@ impl<S, C: Clock> Layer<S> for RateLimitLayer<C> {
     }
 }
 
-/// Decides each request with the shared [`HttpLimiter`]; see the [module](self).
+/// Decides each request with the shared [`HttpLimiter`]; see [`RateLimitLayer`].
 ///
 /// The inner service's response body must be buildable from a `String` (axum's `Body`,
 /// `http_body_util::Full<Bytes>`, `String` all are): that is how refusals are answered in the
