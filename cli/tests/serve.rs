@@ -468,6 +468,37 @@ fn connection_limit_and_idle_timeout() {
     assert!(ok);
 }
 
+/// The same limits on the HTTP side: past `max_connections` a connection is closed at once,
+/// and a keep-alive connection that sends no request within the idle timeout is closed.
+#[test]
+fn http_connection_limit_and_idle_timeout() {
+    let server = TestServer::start(|c| {
+        c.max_connections = 1;
+        c.idle_timeout = Some(Duration::from_millis(300));
+    });
+    let addr = server.running().http.unwrap();
+    let connect = || {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    let mut first = connect();
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut reply = [0u8; 1024];
+    let n = first.read(&mut reply).unwrap();
+    assert!(reply[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+    // The only slot is taken: a second connection is closed without a reply.
+    let mut second = connect();
+    let _ = second.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut rest = Vec::new();
+    assert_eq!(second.read_to_end(&mut rest).unwrap_or(0), 0);
+    // The first connection, kept alive, sends nothing more: the server closes it (well
+    // before the 10 s read timeout, which would fail the read).
+    assert_eq!(first.read_to_end(&mut rest).unwrap(), 0);
+}
+
 /// A client that sends without reading: replies pile up to the output limit, then the server
 /// waits at most the idle timeout for the client to read and closes the connection.
 #[test]
@@ -662,6 +693,47 @@ fn reload_carries_the_used_fraction_over() {
     assert_eq!(peek(&mut con, "new", "k")[2], 1);
     let e = policy_cmd(&mut con, &["NL.PEEK", "nothing", "k"]).unwrap_err();
     assert_eq!(e.detail(), Some("unknown policy 'nothing'"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Fault pinned: each generation of policies remembered only the one it replaced, so a key
+/// used before a reload and not touched until a second reload came back full after it (a
+/// client could double its quota by waiting for two reloads). Now the key is carried through
+/// every generation in between.
+#[test]
+fn chained_reloads_carry_a_key_untouched_in_between() {
+    let dir = temp_dir("chained-reload");
+    let policy = |rate: u32| {
+        format!("[[policy]]\nname = \"api\"\nrate = {rate}\nperiod = \"1h\"\nkey = \"ip\"\n")
+    };
+    let path = write_policies(&dir, "p.toml", &policy(10));
+    let server = TestServer::start(|c| c.policies = Some(path.clone()));
+    let mut con = server.redis();
+    let state = server.running().state();
+    let reload = |rate: u32| {
+        write_policies(&dir, "p.toml", &policy(rate));
+        assert_eq!(nanolimit_cli::serve::reload::reload(state, &path), Ok(1));
+    };
+    // 6 of 10 used by `a`; `b` untouched.
+    assert_eq!(
+        policy_cmd(&mut con, &["NL.CHECK", "api", "a", "6"]).unwrap()[2],
+        4
+    );
+    reload(20); // `a` would be 12 of 20 used, but nobody asks.
+    reload(5); // 6 of 10 is 3 of 5 used, carried through the generation of 20.
+    assert_eq!(
+        policy_cmd(&mut con, &["NL.PEEK", "api", "a"]).unwrap()[2],
+        2
+    );
+    assert_eq!(
+        policy_cmd(&mut con, &["NL.PEEK", "api", "a"]).unwrap()[2],
+        2,
+        "once"
+    );
+    assert_eq!(
+        policy_cmd(&mut con, &["NL.PEEK", "api", "b"]).unwrap()[2],
+        5
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -1,6 +1,6 @@
 //! The real `nanolimit serve` binary: it prints where it listens, SIGHUP reloads the policy
-//! file (a bad file is refused and the old policies kept), SIGTERM stops it with status 0
-//! after answering what it had received.
+//! file (a bad file is refused and the old policies kept), SIGTERM (or SIGINT) stops it with
+//! status 0 after answering what it had received.
 
 mod serve_support;
 
@@ -72,6 +72,16 @@ fn defaults_print_where_it_listens_and_serve_the_built_in_policy() {
     assert!(text.ends_with(r#"{"status":"ok"}"#), "{text}");
     signal(&served.child, "TERM");
     assert_eq!(served.child.wait().unwrap().code(), Some(0));
+}
+
+/// Ctrl-C in a terminal: SIGINT shuts down as gracefully as SIGTERM, with status 0.
+#[test]
+fn sigint_exits_cleanly() {
+    let mut served = serve(&[]);
+    assert_eq!(limit(served.resp, "default"), "10");
+    signal(&served.child, "INT");
+    assert_eq!(served.child.wait().unwrap().code(), Some(0));
+    assert!(TcpStream::connect(served.resp).is_err());
 }
 
 #[test]

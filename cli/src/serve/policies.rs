@@ -7,7 +7,9 @@
 //! the same whole number of tokens. The carry-over happens the first time the key is asked
 //! about after the reload (the old bucket is then forgotten, so it is carried once), for as
 //! long as any old bucket could still be partly used: the old policies' longest refill time.
-//! A global policy's single bucket is carried over at the reload itself. Policies that are
+//! Reloads chain: a key that no request touched between two reloads is carried through both
+//! (from the generation it was last used in), for as long as that generation's buckets could
+//! still be partly used. A global policy's single bucket is carried over at the reload itself. Policies that are
 //! new start full; removed ones are dropped.
 
 use core::fmt;
@@ -25,10 +27,12 @@ pub struct Generation {
 }
 
 struct Previous {
-    manager: Arc<PolicyManager<SharedClock>>,
+    /// The generation replaced, with what it may still inherit from the ones before it.
+    generation: Arc<Generation>,
     /// For each new policy, the index of the old policy of the same name.
     old_index: Vec<Option<usize>>,
-    /// Clock time after which every old bucket has refilled: nothing left to carry.
+    /// Clock time after which every bucket of this chain of generations has refilled:
+    /// nothing left to carry.
     until_ns: u64,
 }
 
@@ -151,30 +155,44 @@ impl Policies {
     /// Replaces the policies with `specs`, carrying state over by the reload rule.
     pub fn replace(&self, specs: Vec<PolicySpec>) -> Result<(), nanolimit::policy::ManagerError> {
         let manager = Self::build(specs, &self.clock, self.default_max_keys)?;
-        let old = self.current();
         let now = self.clock.now();
+        let old = self.current();
+        // The generation replaced keeps its own inheritance while that can still carry
+        // something, so that a key untouched since an earlier reload is not reset by this one.
+        let old = match &old.previous {
+            Some(p) if now >= p.until_ns => Arc::new(Generation {
+                manager: Arc::clone(&old.manager),
+                previous: None,
+            }),
+            _ => old,
+        };
         let old_manager = Arc::clone(&old.manager);
         let longest = old_manager
             .policies()
             .map(|p| u64::try_from(p.quota().refill_time().as_nanos()).unwrap_or(u64::MAX))
             .max()
             .unwrap_or(0);
+        let until_ns = old
+            .previous
+            .as_ref()
+            .map_or(0, |p| p.until_ns)
+            .max(now.saturating_add(longest));
         let old_index: Vec<Option<usize>> = manager
             .policies()
             .map(|p| old_manager.index_of(p.name()))
             .collect();
         // Global policies: one bucket each, carried over now.
         for (index, spec) in manager.policies().enumerate() {
-            if let (true, Some(old)) = (spec.key().is_global(), old_index[index]) {
-                carry(&old_manager, old, &manager, index, "");
+            if let (true, Some(old_policy)) = (spec.key().is_global(), old_index[index]) {
+                carry(&old_manager, old_policy, &manager, index, "");
             }
         }
         let generation = Generation {
             manager: Arc::new(manager),
             previous: Some(Previous {
-                manager: old_manager,
+                generation: old,
                 old_index,
-                until_ns: now.saturating_add(longest),
+                until_ns,
             }),
         };
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
@@ -260,7 +278,7 @@ impl Generation {
         self.manager.policy(index)
     }
 
-    /// Carries `key`'s state in policy `index` over from the previous generation, once.
+    /// Carries `key`'s state in policy `index` over from the previous generations, once.
     fn inherit(&self, index: usize, key: &str, now: u64) {
         let Some(prev) = &self.previous else {
             return;
@@ -278,7 +296,9 @@ impl Generation {
         {
             return;
         }
-        carry(&prev.manager, *old, &self.manager, index, key);
+        // First into the generation replaced, from the ones before it (if still due).
+        prev.generation.inherit(*old, key, now);
+        carry(&prev.generation.manager, *old, &self.manager, index, key);
     }
 }
 
