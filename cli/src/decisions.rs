@@ -8,10 +8,12 @@
 
 use std::io::Write;
 
-use nanolimit::policy::{PolicyResult, Verdict};
+use nanolimit::policy::PolicyResult;
+
+use crate::verdict::{OutcomeView, VerdictView};
 
 /// Appends the decision line for `verdict` to `out`.
-pub fn write_decision(out: &mut Vec<u8>, line: u64, verdict: &Verdict, names: &[String]) {
+pub fn write_decision(out: &mut Vec<u8>, line: u64, verdict: &impl VerdictView, names: &[String]) {
     let _ = write!(
         out,
         "{{\"line\":{line},\"allowed\":{},\"policies\":[",

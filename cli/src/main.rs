@@ -1,7 +1,8 @@
 //! `nanolimit`: inspect quotas and replay logs through policies (and, later, serve).
 //!
 //! Errors in what the user typed (or in a policy file) print one line on stderr and exit with
-//! status 2; errors in the input of `replay --strict` exit with status 1.
+//! status 2, as does a failure of `replay --store`'s Redis; errors in the input of
+//! `replay --strict` exit with status 1.
 
 use std::fmt;
 use std::io::Write;
@@ -15,8 +16,10 @@ use nanolimit_cli::logs;
 mod commands;
 mod decisions;
 mod render;
+mod replay_store;
 mod spec;
 mod summary;
+mod verdict;
 
 /// Lock-free GCRA and token-bucket rate limiting: inspect quotas, replay logs through policies.
 #[derive(Parser, Debug)]
@@ -46,12 +49,15 @@ pub enum CliError {
     Usage(String),
     /// The input is malformed (under `replay --strict`) or unreadable (exit status 1).
     Input(String),
+    /// `replay --store`: Redis cannot be used, or failed during the replay, which then stops
+    /// without a summary (exit status 2: nothing is decided without the store).
+    Store(String),
 }
 
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_) => 2,
+            Self::Usage(_) | Self::Store(_) => 2,
             Self::Input(_) => 1,
         }
     }
@@ -60,7 +66,9 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Usage(message) | Self::Input(message) => f.write_str(message),
+            Self::Usage(message) | Self::Input(message) | Self::Store(message) => {
+                f.write_str(message)
+            }
         }
     }
 }

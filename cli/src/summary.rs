@@ -3,11 +3,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use nanolimit::policy::{PolicyManager, PolicySpec, Verdict};
+use nanolimit::policy::{PolicyManager, PolicySpec};
 use nanolimit::Clock;
 use serde::Serialize;
 
 use crate::render::duration;
+use crate::verdict::{OutcomeView, VerdictView};
 
 /// How many malformed lines are quoted in the summary.
 pub const MALFORMED_EXAMPLES: usize = 5;
@@ -133,7 +134,7 @@ impl Tally {
     }
 
     #[inline]
-    pub fn record(&mut self, verdict: &Verdict) {
+    pub fn record(&mut self, verdict: &impl VerdictView) {
         self.requests += 1;
         if verdict.is_allowed() {
             self.allowed += 1;

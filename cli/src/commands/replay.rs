@@ -4,6 +4,9 @@
 //! Time comes from the input through a [`ManualClock`] that only moves forward: a line earlier
 //! than the latest time seen is judged at the latest time (no time passing), as the
 //! semantics contract says of time that goes backwards.
+//!
+//! `--store redis://...` makes every decision in Redis instead, at that same time
+//! ([`crate::replay_store`]).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
@@ -11,10 +14,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use nanolimit::policy::{load_policies, KeyPart, PolicyManager, Request, Verdict};
-use nanolimit::ManualClock;
+use nanolimit::{Clock, ManualClock};
+use nanolimit_cli::serve::config::parse_store_timeout;
 
 use crate::decisions::write_decision;
 use crate::logs::{clf, jsonl, Format, Record};
+use crate::replay_store::{self, ReplayStore, StoreVerdict};
 use crate::summary::Tally;
 use crate::CliError;
 
@@ -45,6 +50,20 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub top: usize,
 
+    /// Decide in this Redis (`redis://host:port[/db]`) instead of in memory, with the same
+    /// results; any failure of Redis stops the replay (exit status 2).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// With --store: the start of every Redis key written [default:
+    /// nanolimit-replay:<pid>-<ns since the epoch>:, unique to the run].
+    #[arg(long, value_name = "PREFIX", requires = "store")]
+    pub store_prefix: Option<String>,
+
+    /// With --store: the longest wait for one answer from Redis [default: 1s].
+    #[arg(long, value_name = "DURATION", requires = "store")]
+    pub store_timeout: Option<String>,
+
     /// Access logs (Common/Combined Log Format) or JSONL traces; `-` reads standard input.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
@@ -63,6 +82,11 @@ pub fn run(args: &ReplayArgs) -> Result<String, CliError> {
     if let Some(out) = &args.decisions {
         refuse_output_over_input(out, &args.inputs)?;
     }
+    // Before the decisions file is created: a store that cannot be used changes nothing.
+    let store = match &args.store {
+        None => None,
+        Some(url) => Some(open_store(args, url, &manager)?),
+    };
     let mut decisions = match &args.decisions {
         None => None,
         Some(path) => Some(BufWriter::with_capacity(
@@ -78,6 +102,8 @@ pub fn run(args: &ReplayArgs) -> Result<String, CliError> {
         latest: 0,
         tally: Tally::new(&manager, args.inputs.clone()),
         verdict: Verdict::new(),
+        store,
+        stored: StoreVerdict::default(),
         names: manager.policies().map(|p| p.name().to_owned()).collect(),
         out: Vec::with_capacity(256),
         strict: args.strict,
@@ -111,6 +137,25 @@ pub fn run(args: &ReplayArgs) -> Result<String, CliError> {
     } else {
         summary.to_table()
     })
+}
+
+/// `--store`: the policies' limiters in Redis, Redis asked once.
+fn open_store(
+    args: &ReplayArgs,
+    url: &str,
+    manager: &PolicyManager<ManualClock>,
+) -> Result<ReplayStore, CliError> {
+    let timeout = match &args.store_timeout {
+        None => replay_store::DEFAULT_TIMEOUT,
+        Some(t) => {
+            parse_store_timeout(t).map_err(|e| CliError::Usage(format!("--store-timeout: {e}")))?
+        }
+    };
+    let prefix = args
+        .store_prefix
+        .clone()
+        .unwrap_or_else(replay_store::default_prefix);
+    ReplayStore::open(url, &prefix, timeout, manager).map_err(CliError::Store)
 }
 
 /// Refuses a `--decisions` path that is one of the inputs (creating it would truncate the
@@ -166,6 +211,9 @@ struct Replay<'m> {
     out: Vec<u8>,
     strict: bool,
     needs_headers: bool,
+    /// `--store`: decisions are made in Redis, into `stored`, instead of by `manager`.
+    store: Option<ReplayStore>,
+    stored: StoreVerdict,
 }
 
 impl Replay<'_> {
@@ -230,10 +278,14 @@ impl Replay<'_> {
                     continue;
                 }
             };
-            self.request(&record, name, number);
+            self.request(&record, name, number)?;
             if let Some(w) = decisions.as_deref_mut() {
                 self.out.clear();
-                write_decision(&mut self.out, number, &self.verdict, &self.names);
+                if self.store.is_some() {
+                    write_decision(&mut self.out, number, &self.stored, &self.names);
+                } else {
+                    write_decision(&mut self.out, number, &self.verdict, &self.names);
+                }
                 w.write_all(&self.out)
                     .map_err(|e| CliError::Input(format!("cannot write decisions: {e}")))?;
             }
@@ -242,9 +294,9 @@ impl Replay<'_> {
         Ok(())
     }
 
-    /// Moves the clock (forward only) and checks the request.
+    /// Moves the clock (forward only) and checks the request; only the store can fail.
     #[inline]
-    fn request(&mut self, record: &Record<'_>, input: &str, line: u64) {
+    fn request(&mut self, record: &Record<'_>, input: &str, line: u64) -> Result<(), CliError> {
         // Times compare as read (ns since the epoch, or the trace's origin): a line earlier
         // than the first is out of order too. The clock reads time since the first request.
         let t = record.t_ns;
@@ -268,8 +320,21 @@ impl Replay<'_> {
         let req = Request::new(&record.ip, &record.method, &record.path)
             .with_headers(&headers)
             .with_cost(record.cost);
-        self.manager.check_into(&req, &mut self.verdict);
-        self.tally.record(&self.verdict);
+        match &self.store {
+            None => {
+                self.manager.check_into(&req, &mut self.verdict);
+                self.tally.record(&self.verdict);
+            }
+            Some(store) => {
+                store
+                    .check_into(self.manager, &req, self.clock.now(), &mut self.stored)
+                    .map_err(|e| {
+                        CliError::Store(format!("{input}:{line}: {e}; the replay stopped"))
+                    })?;
+                self.tally.record(&self.stored);
+            }
+        }
+        Ok(())
     }
 }
 

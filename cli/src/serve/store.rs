@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use nanolimit::policy::{AlgorithmKind, PolicyResult, PolicySpec};
 use nanolimit::store::redis::{
-    FailurePolicy, RedisConnection, RedisDecision, RedisLimitError, RedisLimiter,
+    FailurePolicy, RedisAlgorithm, RedisBuilder, RedisConnection, RedisDecision, RedisLimitError,
+    RedisLimiter,
 };
 use nanolimit::{Decision, Gcra, Quota, TokenBucket};
 
@@ -79,23 +80,56 @@ struct PolicyLimiter {
     limiter: AnyLimiter,
 }
 
-enum AnyLimiter {
+/// The start of the Redis keys of the policy named `name`: `<prefix>policy:<name>:` (the
+/// limiter appends `<algorithm>:<rate>/<period ns>/<burst>:<key>`). Shared with
+/// `nanolimit replay --store`.
+pub fn policy_prefix(prefix: &str, name: &str) -> String {
+    format!("{prefix}policy:{name}:")
+}
+
+/// A policy's limiter in Redis: GCRA or the token bucket, chosen at run time.
+pub enum AnyLimiter {
+    /// `algorithm = "gcra"`.
     Gcra(RedisLimiter<Gcra>),
+    /// `algorithm = "token-bucket"`.
     TokenBucket(RedisLimiter<TokenBucket>),
 }
 
 impl AnyLimiter {
-    async fn decide(
+    /// The limiter `builder` describes, with the policy's `algorithm`.
+    pub fn new(builder: RedisBuilder, algorithm: AlgorithmKind) -> Self {
+        match algorithm {
+            AlgorithmKind::Gcra => Self::Gcra(builder.build()),
+            AlgorithmKind::TokenBucket => Self::TokenBucket(builder.token_bucket().build()),
+        }
+    }
+
+    /// A check (or a peek) of `cost` for `key`, at Redis's time, or at `now` (nanoseconds on
+    /// the caller's own scale) when it is given.
+    pub async fn decide(
         &self,
         key: &str,
         cost: u64,
         peek: bool,
+        now: Option<u64>,
     ) -> Result<RedisDecision, RedisLimitError> {
-        match (self, peek) {
-            (Self::Gcra(l), false) => l.check_n(key, cost).await,
-            (Self::Gcra(l), true) => l.peek_n(key, cost).await,
-            (Self::TokenBucket(l), false) => l.check_n(key, cost).await,
-            (Self::TokenBucket(l), true) => l.peek_n(key, cost).await,
+        async fn run<A: RedisAlgorithm>(
+            l: &RedisLimiter<A>,
+            key: &str,
+            cost: u64,
+            peek: bool,
+            now: Option<u64>,
+        ) -> Result<RedisDecision, RedisLimitError> {
+            match (peek, now) {
+                (false, None) => l.check_n(key, cost).await,
+                (true, None) => l.peek_n(key, cost).await,
+                (false, Some(now)) => l.check_n_at(key, cost, now).await,
+                (true, Some(now)) => l.peek_n_at(key, cost, now).await,
+            }
+        }
+        match self {
+            Self::Gcra(l) => run(l, key, cost, peek, now).await,
+            Self::TokenBucket(l) => run(l, key, cost, peek, now).await,
         }
     }
 }
@@ -135,7 +169,7 @@ impl RedisStore {
         &self.config
     }
 
-    fn builder(&self, quota: Quota, prefix: String) -> nanolimit::store::redis::RedisBuilder {
+    fn builder(&self, quota: Quota, prefix: String) -> RedisBuilder {
         RedisLimiter::builder(self.connection.clone(), quota)
             .prefix(prefix)
             .timeout(self.config.timeout)
@@ -187,7 +221,7 @@ impl RedisStore {
         let limiter = self.policy_limiter(spec);
         let outcome = limiter
             .limiter
-            .decide(key, cost, peek)
+            .decide(key, cost, peek, None)
             .await
             .map_err(|e| PolicyError::Store(e.to_string()))?;
         Ok(PolicyResult::Decided(count(stats, outcome)))
@@ -225,12 +259,9 @@ impl RedisStore {
         {
             return Arc::clone(l);
         }
-        let prefix = format!("{}policy:{}:", self.config.prefix, spec.name());
+        let prefix = policy_prefix(&self.config.prefix, spec.name());
         let builder = self.builder(*spec.quota(), prefix);
-        let limiter = match spec.algorithm_kind() {
-            AlgorithmKind::Gcra => AnyLimiter::Gcra(builder.build()),
-            AlgorithmKind::TokenBucket => AnyLimiter::TokenBucket(builder.token_bucket().build()),
-        };
+        let limiter = AnyLimiter::new(builder, spec.algorithm_kind());
         let made = Arc::new(PolicyLimiter {
             quota: *spec.quota(),
             algorithm: spec.algorithm_kind(),
