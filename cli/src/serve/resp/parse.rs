@@ -259,13 +259,16 @@ fn read_length(buf: &[u8], from: usize) -> Result<Option<(Length, usize)>, Parse
     // A length line is short: 20 digits at most; anything longer is malformed.
     const MAX_DIGITS: usize = 20;
     let rest = buf.get(from..).unwrap_or(&[]);
-    let Some(cr) = rest.iter().position(|&b| b == b'\r') else {
-        if rest.len() > MAX_DIGITS + 1 || rest.iter().any(|&b| !b.is_ascii_digit() && b != b'-') {
-            return Err(ParseError::BadLength);
-        }
+    let line_end = rest.iter().position(|&b| b == b'\r');
+    // The bytes before the line end are judged first, whether or not it has arrived: a
+    // split that ends before it must give the same answer as the whole line.
+    let digits = &rest[..line_end.unwrap_or(rest.len())];
+    if digits.len() > MAX_DIGITS + 1 || digits.iter().any(|&b| !b.is_ascii_digit() && b != b'-') {
+        return Err(ParseError::BadLength);
+    }
+    let Some(cr) = line_end else {
         return Ok(None);
     };
-    let digits = &rest[..cr];
     match rest.get(cr + 1) {
         None => return Ok(None),
         Some(b'\n') => {}
@@ -435,6 +438,20 @@ mod tests {
 
     fn words(v: &[&str]) -> Vec<Vec<u8>> {
         v.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    /// Fault pinned (found by the `resp` fuzz target): a length line with a bad byte and a
+    /// `\r` not followed by `\n` was refused as "invalid length" when it arrived cut before
+    /// the `\r`, but as "expected CRLF" when it arrived whole: the reply depended on how the
+    /// bytes were split. The length's bytes are now judged first in both cases.
+    #[test]
+    fn a_bad_length_line_is_refused_alike_however_it_is_split() {
+        let buf = b"*1\r\n$4x\n\r$";
+        for cut in 7..=buf.len() {
+            assert_eq!(parse(&buf[..cut]), Err(ParseError::BadLength), "cut at {cut}");
+        }
+        assert_eq!(parse(b"*1\r\n$4\r$"), Err(ParseError::MissingCrlf));
+        assert_eq!(parse(b"*1x\r$"), Err(ParseError::BadLength));
     }
 
     #[test]
