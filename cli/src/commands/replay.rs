@@ -338,8 +338,8 @@ impl Replay<'_> {
     }
 }
 
-/// A one-line progress indicator on standard error, only when it is a terminal and the input
-/// is a file of known size.
+/// A one-line progress bar on standard error, only when it is a terminal and the input is a
+/// file of known size (over 16 MiB: smaller ones take well under a second).
 struct Progress {
     name: String,
     size: Option<u64>,
@@ -348,6 +348,7 @@ struct Progress {
 }
 
 impl Progress {
+    /// Redrawn every 4 MiB: a few hundred times for a large log, never per line.
     const STEP: u64 = 4 << 20;
 
     fn new(name: &str, size: Option<u64>) -> Self {
@@ -366,15 +367,68 @@ impl Progress {
         if self.done >= self.next {
             self.next += Self::STEP;
             if let Some(size) = self.size {
-                let pct = self.done.saturating_mul(100) / size.max(1);
-                let _ = write!(io::stderr(), "\r{}: {pct:>3}%", self.name);
+                let _ = write!(
+                    io::stderr(),
+                    "\r{}",
+                    progress_line(&self.name, self.done, size)
+                );
             }
         }
     }
 
     fn finish(&self) {
-        if self.size.is_some() {
-            let _ = write!(io::stderr(), "\r{}: 100%\n", self.name);
+        if let Some(size) = self.size {
+            let _ = writeln!(io::stderr(), "\r{}", progress_line(&self.name, size, size));
         }
+    }
+}
+
+/// `name [#######.............]  35%  140/400 MiB`: `done` of `size` bytes, as a bar of 30
+/// cells.
+fn progress_line(name: &str, done: u64, size: u64) -> String {
+    const CELLS: u64 = 30;
+    const MIB: u64 = 1 << 20;
+    let done = done.min(size);
+    let share = |of: u64| u128::from(done) * u128::from(of) / u128::from(size.max(1));
+    let filled = usize::try_from(share(CELLS)).unwrap_or(0);
+    let bar = format!(
+        "{}{}",
+        "#".repeat(filled),
+        ".".repeat(CELLS as usize - filled)
+    );
+    format!(
+        "{name} [{bar}] {:>3}%  {}/{} MiB",
+        share(100),
+        done / MIB,
+        size / MIB
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn progress_bar() {
+        let mib = 1 << 20;
+        assert_eq!(
+            progress_line("access.log", 140 * mib, 400 * mib),
+            "access.log [##########....................]  35%  140/400 MiB"
+        );
+        assert_eq!(
+            progress_line("a", 400 * mib, 400 * mib),
+            format!("a [{}] 100%  400/400 MiB", "#".repeat(30))
+        );
+        // Past the end (a file that grew) and huge sizes stay within the bar.
+        assert_eq!(
+            progress_line("a", u64::MAX, u64::MAX),
+            format!(
+                "a [{}] 100%  {}/{} MiB",
+                "#".repeat(30),
+                u64::MAX >> 20,
+                (u64::MAX >> 20) + 1
+            )
+        );
+        assert!(progress_line("a", 5, 0).contains("[..............................]"));
     }
 }
