@@ -426,7 +426,7 @@ mod tests {
                 "a [{}] 100%  {}/{} MiB",
                 "#".repeat(30),
                 u64::MAX >> 20,
-                (u64::MAX >> 20) + 1
+                u64::MAX >> 20
             )
         );
         assert!(progress_line("a", 5, 0).contains("[..............................]"));
