@@ -1,6 +1,8 @@
-//! GCRA and the token bucket, through their pure `Algorithm::check` / `peek`, on an arbitrary
-//! quota and an arbitrary sequence of checks (any cost), peeks, and moves of time (forwards by
-//! any amount, backwards, or not at all). After every step:
+//! GCRA, the token bucket and the exact reference model (`nanolimit-model`, the semantics
+//! contract in `u128` arithmetic), in lockstep: the algorithms through their pure
+//! `Algorithm::check` / `peek`, on an arbitrary quota and an arbitrary sequence of checks (any
+//! cost), peeks, and moves of time (forwards by any amount, backwards, or to any absolute time,
+//! including beyond the 2^61 ns lifetime, where the model clamps). After every step:
 //!
 //! - both algorithms return identical results (decisions or errors);
 //! - a cost above the burst is an error, and only that; a denial or a zero cost stores nothing;
@@ -11,7 +13,8 @@
 //! - `remaining` never exceeds the burst; a denial's `retry_after` is never zero and is exactly
 //!   the first nanosecond at which the same request is admitted; `reset_after` is exactly the
 //!   first nanosecond at which the bucket is full;
-//! - no over-admission (below).
+//! - no over-admission (below);
+//! - the answers agree with the model's within the documented bound (further below).
 //!
 //! The admission bound. Let `s` be the time of the first admission and `t` that of the latest.
 //! GCRA's theoretical arrival time only grows, by at least each admitted cost, and an admission
@@ -27,16 +30,41 @@
 //! number of nanoseconds (or when `D` was lowered below `T` for a huge burst); when a tick is
 //! one nanosecond the conversion is the identity and the bound is exact.
 //!
+//! The model. Every check and every peek (and, after every step including moves of time, a peek
+//! of the whole burst, which is `is_full`) is also put to the model, with the rules of
+//! `tests/model.rs` (`D` = `quota.ticks_per_token()`, one tick = `T / D`; "stale" = a time
+//! before the model's last admission):
+//!
+//! - a cost above the burst is an error on both sides, and nothing else is;
+//! - where a tick is one nanosecond (`T` a whole number of ns and `D = T`) and the time is not
+//!   stale: the decision, `remaining`, `retry_after` and `reset_after` equal the model's
+//!   exactly;
+//! - elsewhere: an admission the model refuses only when the model's shortfall is under one
+//!   tick; a denial the model admits only for a stale time (judged at its own time, where the
+//!   model judges at its stored time), so a stale time never admits what the model refuses
+//!   beyond the tick tolerance; `remaining` within one of the model's (for a stale time, at
+//!   most one more), and then only within a tick of a whole token; the instants named by
+//!   `retry_after` and `reset_after` within `(exact - 1 tick, ceil(exact)]` of the model's
+//!   (counted from the model's stored time for a stale request), or `Duration::MAX` only
+//!   where the model's wait is at least that long.
+//!
+//! After a check the model follows the algorithms' decision (`Bucket::follow`, as
+//! `tests/model.rs` does), so a difference allowed above never accumulates; a peek is compared
+//! with the model's view of the same request, in which nothing is consumed either.
+//!
 //! Nothing may panic.
 
 #![no_main]
 
+use std::cmp::Ordering;
+use std::fmt;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use nanolimit::{Algorithm, Cell, Decision, Gcra, Quota, TokenBucket};
 use nanolimit_fuzz::{Num, LIFETIME_NS, MAX_PERIOD_NS};
+use nanolimit_model as model;
 
 /// The longest sequence of operations run per input: enough for any pattern, cheap per run.
 const MAX_OPS: usize = 512;
@@ -104,14 +132,14 @@ fn quota(input: &QuotaInput) -> Option<Quota> {
 }
 
 /// The quota's numbers, widened, and its exact tick conversion.
-struct Model {
+struct Scale {
     rate: u128,
     period: u128,
     burst: u128,
     ticks_per_token: u128,
 }
 
-impl Model {
+impl Scale {
     fn new(quota: &Quota) -> Self {
         Self {
             rate: u128::from(quota.rate()),
@@ -166,16 +194,16 @@ struct Admitted {
 }
 
 impl Admitted {
-    fn record(&mut self, model: &Model, now: u64, cost: u64) {
+    fn record(&mut self, scale: &Scale, now: u64, cost: u64) {
         if cost == 0 {
             return;
         }
         let first = *self.first.get_or_insert(now);
         self.total += u128::from(cost);
-        let (d, burst) = (model.ticks_per_token as i128, model.burst as i128);
+        let (d, burst) = (scale.ticks_per_token as i128, scale.burst as i128);
         let total = self.total as i128;
         // Exact, in ticks.
-        let tick_bound = burst * d + model.ticks(now) - model.ticks(first);
+        let tick_bound = burst * d + scale.ticks(now) - scale.ticks(first);
         assert!(
             total * d <= tick_bound,
             "over-admission: {total} tokens ({} ticks) > {tick_bound} ticks, first admission \
@@ -184,8 +212,8 @@ impl Admitted {
         );
         // In tokens: floor((t - s) / T) = floor((t - s) * rate / period), plus the tolerance.
         let elapsed = i128::from(now.min(LIFETIME_NS)) - i128::from(first.min(LIFETIME_NS));
-        let refilled = (elapsed * model.rate as i128).div_euclid(model.period as i128);
-        let tolerance = i128::from(!model.exact());
+        let refilled = (elapsed * scale.rate as i128).div_euclid(scale.period as i128);
+        let tolerance = i128::from(!scale.exact());
         assert!(
             total <= burst + refilled + tolerance,
             "over-admission: {total} tokens > burst {burst} + {refilled} refilled \
@@ -359,28 +387,279 @@ impl<A: Algorithm> Bucket<A> {
     }
 }
 
+/// What a failed comparison with the model names: the operation, its time and cost, the quota.
+struct Step<'a> {
+    op: &'static str,
+    now: u64,
+    cost: u64,
+    quota: &'a Quota,
+}
+
+impl fmt::Display for Step<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            op,
+            now,
+            cost,
+            quota,
+        } = self;
+        write!(f, "{op} of {cost} at {now} ns, {quota:?}")
+    }
+}
+
+/// The exact reference model (`nanolimit-model`), stepped in lockstep with the algorithms and
+/// held to the documented bound: the rules of `tests/model.rs`, step by step.
+struct Reference {
+    bucket: model::Bucket,
+    /// `D`.
+    ticks_per_token: u128,
+    /// `P`, in ns.
+    period: u128,
+    /// `r`.
+    rate: u128,
+    /// A tick is one nanosecond (`T` whole and `D = T`): the answers are the model's, exactly.
+    whole: bool,
+}
+
+impl Reference {
+    fn new(quota: &Quota, scale: &Scale) -> Self {
+        let period = u64::try_from(scale.period).expect("periods fit in u64 ns");
+        let spec = model::Quota::new(quota.rate(), period, quota.burst()).expect("positive");
+        Self {
+            bucket: model::Bucket::new(spec),
+            ticks_per_token: scale.ticks_per_token,
+            period: scale.period,
+            rate: scale.rate,
+            whole: scale.exact(),
+        }
+    }
+
+    /// A check whose result the algorithms agreed on. Once the decision is shown within the
+    /// bound, the model follows it (`Bucket::follow`, as `tests/model.rs` does), so that a
+    /// difference of one tick never accumulates.
+    fn check(&mut self, now: u64, cost: u64, result: &Result<Decision, u64>, step: &Step) {
+        let Some((decision, stale)) = self.decide(now, cost, result, step) else {
+            return;
+        };
+        let followed = self
+            .bucket
+            .follow(now, cost, decision.is_allowed())
+            .expect("the cost fits");
+        self.compare(&decision, &followed, stale, step);
+    }
+
+    /// A peek whose result the algorithms agreed on: compared with the model's view of the same
+    /// request, in which nothing is consumed either (its `remaining` and `reset_after` are those
+    /// of the credit before the request).
+    fn peek(&self, now: u64, cost: u64, result: &Result<Decision, u64>, step: &Step) {
+        let Some((decision, stale)) = self.decide(now, cost, result, step) else {
+            return;
+        };
+        let contract = self.bucket.peek(now, cost).expect("the cost fits");
+        let view = model::Outcome {
+            allowed: decision.is_allowed(),
+            after: contract.available,
+            ..contract
+        };
+        self.compare(&decision, &view, stale, step);
+    }
+
+    /// The same error as the model, or a decision that differs from the model's only within
+    /// the bound: admitted early by less than one tick (the implementation floors time to
+    /// ticks), or denied where the model admits only for a stale time (judged at its own
+    /// time, where the model judges at its stored one). Exact where a tick is a nanosecond and
+    /// time did not go back. Returns the decision and whether the time was stale.
+    fn decide(
+        &self,
+        now: u64,
+        cost: u64,
+        result: &Result<Decision, u64>,
+        step: &Step,
+    ) -> Option<(Decision, bool)> {
+        let contract = match (result, self.bucket.peek(now, cost)) {
+            (Err(_), Err(e)) => {
+                assert_eq!(e.cost, cost, "{step}");
+                return None;
+            }
+            (Ok(_), Ok(contract)) => contract,
+            (Err(_), Ok(_)) => panic!("the model accepts a cost the algorithms refuse: {step}"),
+            (Ok(_), Err(_)) => panic!("the model refuses a cost the algorithms accept: {step}"),
+        };
+        let decision = *result.as_ref().expect("matched above");
+        let stale = contract.at < contract.updated;
+        let allowed = decision.is_allowed();
+        if allowed != contract.allowed {
+            if allowed {
+                assert!(
+                    contract.shortfall() * self.ticks_per_token < self.period,
+                    "admitted {} units (over one tick) before the model: {step}",
+                    contract.shortfall()
+                );
+            } else {
+                assert!(
+                    stale,
+                    "denied what the model admits, on forward time: {step}"
+                );
+            }
+        }
+        if self.whole && !stale {
+            assert_eq!(allowed, contract.allowed, "decision: {step}");
+        }
+        Some((decision, stale))
+    }
+
+    fn compare(&self, decision: &Decision, outcome: &model::Outcome, stale: bool, step: &Step) {
+        if self.whole && !stale {
+            Self::assert_exact(decision, outcome, step);
+        } else {
+            self.assert_within_one_tick(decision, outcome, stale, step);
+        }
+    }
+
+    /// A tick is one nanosecond: `remaining`, `retry_after` and `reset_after` are the model's
+    /// (whose durations are then whole nanoseconds).
+    fn assert_exact(decision: &Decision, outcome: &model::Outcome, step: &Step) {
+        assert_eq!(
+            u128::from(decision.remaining()),
+            outcome.remaining(),
+            "remaining: {step}"
+        );
+        let retry = outcome.retry_after();
+        assert_eq!(retry.cmp_ns(retry.floor()), Ordering::Equal, "{step}");
+        assert_eq!(
+            decision.retry_after(),
+            retry.to_duration_ceil(),
+            "retry_after: {step}"
+        );
+        let reset = outcome.reset_after();
+        assert_eq!(reset.cmp_ns(reset.floor()), Ordering::Equal, "{step}");
+        assert_eq!(
+            decision.reset_after(),
+            reset.to_duration_ceil(),
+            "reset_after: {step}"
+        );
+    }
+
+    /// Elsewhere (a tick that is not one nanosecond, or a stale time): `remaining` within one,
+    /// and only next to a whole token (for a stale time, at most one more than the model's);
+    /// the retry and reset instants in `(exact - 1 tick, ceil(exact)]`, where the model counts
+    /// from its stored time for a stale request.
+    fn assert_within_one_tick(
+        &self,
+        decision: &Decision,
+        outcome: &model::Outcome,
+        stale: bool,
+        step: &Step,
+    ) {
+        let (d, period, rate) = (self.ticks_per_token, self.period, self.rate);
+
+        let ours = u128::from(decision.remaining());
+        let exact = outcome.remaining();
+        if stale {
+            assert!(ours <= exact + 1, "remaining {ours} vs {exact}: {step}");
+        } else {
+            assert!(
+                ours.abs_diff(exact) <= 1,
+                "remaining {ours} vs {exact}: {step}"
+            );
+        }
+        if ours > exact || (!stale && ours < exact) {
+            let boundary = ours.max(exact) * period;
+            assert!(
+                outcome.after.abs_diff(boundary) * d < period,
+                "remaining {ours} vs {exact} away from a token boundary: {step}"
+            );
+        }
+
+        let base = u128::from(outcome.at.max(outcome.updated));
+        let now = u128::from(outcome.at);
+        if decision.is_denied() {
+            let shortfall = outcome.shortfall();
+            let exact = base + outcome.quota.refill_time(shortfall).ceil();
+            if decision.retry_after() == Duration::MAX {
+                assert!(
+                    exact >= now + Duration::MAX.as_nanos(),
+                    "retry_after saturated: {step}"
+                );
+                return;
+            }
+            let named = now + decision.retry_after().as_nanos();
+            assert!(named > now, "retry_after of zero for a denial: {step}");
+            assert!(named <= exact, "retry at {named}, model at {exact}: {step}");
+            if shortfall > 0 {
+                // exact - one tick < named, in units of 1 / (r * D) ns.
+                assert!(
+                    named * rate * d + period > base * rate * d + shortfall * d,
+                    "retry at {named}, over a tick before the model's: {step}"
+                );
+            }
+        } else {
+            assert_eq!(decision.retry_after(), Duration::ZERO, "{step}");
+        }
+
+        let missing = outcome.quota.capacity() - outcome.after;
+        let exact = base + outcome.quota.refill_time(missing).ceil();
+        if decision.reset_after() == Duration::MAX {
+            assert!(
+                exact >= now + Duration::MAX.as_nanos(),
+                "reset_after saturated: {step}"
+            );
+            return;
+        }
+        let named = now + decision.reset_after().as_nanos();
+        assert!(named <= exact, "full at {named}, model at {exact}: {step}");
+        if missing > 0 {
+            assert!(
+                named * rate * d + period > base * rate * d + missing * d,
+                "full at {named}, over a tick before the model's: {step}"
+            );
+        } else {
+            assert_eq!(decision.reset_after(), Duration::ZERO, "{step}");
+        }
+    }
+}
+
+/// After every step (and before the first): `is_full` agrees between the algorithms, and a
+/// peek of the whole burst agrees with the model's, so that every move of time is compared.
+fn check_state(
+    gcra: &Bucket<Gcra>,
+    bucket: &Bucket<TokenBucket>,
+    reference: &Reference,
+    now: u64,
+    quota: &Quota,
+) {
+    let full = gcra.is_full(now, quota);
+    assert_eq!(full, bucket.is_full(now, quota), "is_full at {now}");
+    let burst = quota.burst();
+    let whole_burst = Gcra::peek(gcra.state, now, burst, quota).map_err(|e| e.cost);
+    let step = Step {
+        op: "is_full (a peek of the burst)",
+        now,
+        cost: burst,
+        quota,
+    };
+    reference.peek(now, burst, &whole_burst, &step);
+}
+
 fuzz_target!(|input: Input| {
     let Some(quota) = quota(&input.quota) else {
         return;
     };
-    let model = Model::new(&quota);
+    let scale = Scale::new(&quota);
     let mut gcra = Bucket::<Gcra>::new(&quota);
     let mut bucket = Bucket::<TokenBucket>::new(&quota);
+    let mut reference = Reference::new(&quota, &scale);
     let mut admitted = Admitted::default();
     let mut now = input.start.0;
 
+    check_state(&gcra, &bucket, &reference, now, &quota);
     for op in input.ops.iter().take(MAX_OPS) {
-        assert_eq!(
-            gcra.is_full(now, &quota),
-            bucket.is_full(now, &quota),
-            "is_full at {now}"
-        );
         match op {
-            Op::Forward(delta) => now = now.saturating_add(model.delta(delta)),
-            Op::Back(delta) => now = now.saturating_sub(model.delta(delta)),
+            Op::Forward(delta) => now = now.saturating_add(scale.delta(delta)),
+            Op::Back(delta) => now = now.saturating_sub(scale.delta(delta)),
             Op::Set(Num(t)) => now = *t,
             Op::Peek(cost) => {
-                let cost = model.cost(cost);
+                let cost = scale.cost(cost);
                 let g = gcra.peek(now, cost, &quota);
                 let t = bucket.peek(now, cost, &quota);
                 assert_eq!(g, t, "peek of {cost} at {now}");
@@ -393,9 +672,16 @@ fuzz_target!(|input: Input| {
                     check_reset_after::<Gcra>(gcra.state, now, &quota, &d);
                     check_reset_after::<TokenBucket>(bucket.state, now, &quota, &d);
                 }
+                let step = Step {
+                    op: "peek",
+                    now,
+                    cost,
+                    quota: &quota,
+                };
+                reference.peek(now, cost, &g, &step);
             }
             Op::Check(cost) => {
-                let cost = model.cost(cost);
+                let cost = scale.cost(cost);
                 let before = (gcra.state, bucket.state);
                 let g = gcra.check(now, cost, &quota);
                 let t = bucket.check(now, cost, &quota);
@@ -403,7 +689,7 @@ fuzz_target!(|input: Input| {
                 if let Ok(d) = g {
                     check_decision(&d, &quota);
                     if d.is_allowed() {
-                        admitted.record(&model, now, cost);
+                        admitted.record(&scale, now, cost);
                     } else {
                         check_retry_after::<Gcra>(before.0, now, cost, &quota, &d);
                         check_retry_after::<TokenBucket>(before.1, now, cost, &quota, &d);
@@ -411,7 +697,15 @@ fuzz_target!(|input: Input| {
                     check_reset_after::<Gcra>(gcra.state, now, &quota, &d);
                     check_reset_after::<TokenBucket>(bucket.state, now, &quota, &d);
                 }
+                let step = Step {
+                    op: "check",
+                    now,
+                    cost,
+                    quota: &quota,
+                };
+                reference.check(now, cost, &g, &step);
             }
         }
+        check_state(&gcra, &bucket, &reference, now, &quota);
     }
 });

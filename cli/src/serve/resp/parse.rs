@@ -448,7 +448,11 @@ mod tests {
     fn a_bad_length_line_is_refused_alike_however_it_is_split() {
         let buf = b"*1\r\n$4x\n\r$";
         for cut in 7..=buf.len() {
-            assert_eq!(parse(&buf[..cut]), Err(ParseError::BadLength), "cut at {cut}");
+            assert_eq!(
+                parse(&buf[..cut]),
+                Err(ParseError::BadLength),
+                "cut at {cut}"
+            );
         }
         assert_eq!(parse(b"*1\r\n$4\r$"), Err(ParseError::MissingCrlf));
         assert_eq!(parse(b"*1x\r$"), Err(ParseError::BadLength));
