@@ -204,7 +204,7 @@ fn untracked_policy_admits_without_storing() {
     assert_eq!(limiter.stats().untracked_at_capacity, 5);
 }
 
-/// An IPv6 scan: a million distinct addresses, each seen once, while two real clients keep
+/// An IPv6 scan: 200,000 distinct addresses, each seen once, while two real clients keep
 /// asking. Memory stays at `max_keys`, and the real clients keep exactly their limits.
 #[test]
 fn a_flood_of_distinct_keys_stays_bounded() {

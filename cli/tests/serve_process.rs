@@ -112,7 +112,8 @@ fn sighup_reloads_and_sigterm_exits_cleanly() {
         "the bad file changed nothing"
     );
 
-    // An open connection with a request in flight at SIGTERM gets its reply, then EOF.
+    // An open, idle connection at SIGTERM is closed (EOF), and nothing new is accepted;
+    // requests in flight at shutdown: `graceful_shutdown_finishes_in_flight_requests`.
     let mut open = TcpStream::connect(served.resp).unwrap();
     open.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -36,11 +36,13 @@
 //!   the caller's key decides the slot instead: `{tenant-7}:user-1` and `{tenant-7}:user-2`
 //!   share a slot (and a node); nothing here needs that.
 //! - **One script.** The transition runs in a Lua script ([`script_source`]), atomically,
-//!   loaded once and called by `EVALSHA` (`EVAL` + `SCRIPT LOAD` on `NOSCRIPT`, e.g. after a
-//!   Redis restart). It is a port of the pure algorithms on exact integers (base-2^24 limbs:
-//!   Redis Lua numbers are doubles); the client then derives the decision from the state and
-//!   time the script used with the library's own Rust code, and checks that the state the
-//!   script wrote is the one that code computes ([`RedisLimitError::Mismatch`] otherwise).
+//!   hashed once and always called by `EVALSHA`; on a `NOSCRIPT` error (e.g. after a Redis
+//!   restart) the `redis` crate sends `SCRIPT LOAD`, then the same `EVALSHA` once more (never
+//!   `EVAL`), so nothing needs preloading. It is a port of the pure algorithms on exact
+//!   integers (base-2^24 limbs: Redis Lua numbers are doubles); the client then derives the
+//!   decision from the state and time the script used with the library's own Rust code, and
+//!   checks that the state the script wrote is the one that code computes
+//!   ([`RedisLimitError::Mismatch`] otherwise).
 //! - **Time** is Redis's `TIME` by default, so clients with skewed clocks agree, counted in
 //!   nanoseconds from [`REDIS_EPOCH_UNIX_SECS`] (2026-01-01T00:00:00Z: the 2^61 ns lifetime
 //!   then lasts until 2099). The `_at` methods take an explicit time on that scale instead.
