@@ -7,6 +7,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,8 +20,11 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use nanolimit::http::{BodyFormat, HeaderOptions, HttpLimiter, RateLimitLayer};
-use nanolimit::policy::{KeySelector, Matcher, PolicyManager, PolicySpec};
+use nanolimit::http::{
+    BodyFormat, ClientIp, HeaderOptions, HttpLimiter, HttpLimiterBuilder, ProxyHeader,
+    RateLimitLayer, RateLimitService,
+};
+use nanolimit::policy::{KeySelector, Matcher, PolicyManager, PolicyResult, PolicySpec};
 use nanolimit::{ManualClock, Quota};
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
@@ -28,17 +33,21 @@ fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// A layer over one `ip` policy named "api", on a manual clock at 0, reading the peer from
-/// axum's `ConnectInfo`.
-fn layer(quota: Quota, headers: HeaderOptions) -> (RateLimitLayer<ManualClock>, ManualClock) {
+/// A limiter over one `ip` policy named "api" (index 0), on a manual clock at 0, reading the
+/// peer from axum's `ConnectInfo`; the other options are left to the caller.
+fn builder(quota: Quota) -> (HttpLimiterBuilder<ManualClock>, ManualClock) {
     let clock = ManualClock::new(0);
     let spec = PolicySpec::new("api", quota, KeySelector::parse("ip").unwrap());
     let manager = PolicyManager::with_clock(vec![spec], clock.clone()).unwrap();
-    let limiter = HttpLimiter::builder(manager)
-        .headers(headers)
-        .peer_addr(|p| p.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0))
-        .build();
-    (RateLimitLayer::new(limiter), clock)
+    let builder = HttpLimiter::builder(manager)
+        .peer_addr(|p| p.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+    (builder, clock)
+}
+
+/// [`builder`] with these headers, as a layer.
+fn layer(quota: Quota, headers: HeaderOptions) -> (RateLimitLayer<ManualClock>, ManualClock) {
+    let (builder, clock) = builder(quota);
+    (RateLimitLayer::new(builder.headers(headers).build()), clock)
 }
 
 /// Serves `app` on 127.0.0.1:0 with connection info; returns its base URL.
@@ -54,6 +63,14 @@ async fn serve(app: Router) -> String {
         .unwrap();
     });
     format!("http://{addr}")
+}
+
+/// Serves `GET /` answering "ok" behind `layer`; returns the URL of `/`.
+async fn serve_root(layer: RateLimitLayer<ManualClock>) -> String {
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(layer);
+    format!("{}/", serve(app).await)
 }
 
 struct Reply {
@@ -93,24 +110,14 @@ async fn fetch(client: &HttpClient, url: &str, headers: &[(&str, &str)]) -> Repl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_hold_across_clones_and_concurrent_connections() {
     let (layer, _clock) = layer(Quota::per_hour(10).unwrap(), HeaderOptions::new());
-    let a = serve(
-        Router::new()
-            .route("/", get(|| async { "ok" }))
-            .layer(layer.clone()),
-    )
-    .await;
-    let b = serve(
-        Router::new()
-            .route("/", get(|| async { "ok" }))
-            .layer(layer),
-    )
-    .await;
+    let a = serve_root(layer.clone()).await;
+    let b = serve_root(layer).await;
     let mut tasks = Vec::new();
     for i in 0..60 {
         // A client per task: separate connection pools, so many connections.
         let url = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
-            fetch(&client(), &format!("{url}/"), &[]).await.status
+            fetch(&client(), &url, &[]).await.status
         }));
     }
     let mut ok = 0;
@@ -133,13 +140,7 @@ async fn header_values_are_exact_and_retry_after_is_honest() {
         Quota::per_minute(2).unwrap(),
         HeaderOptions::new().legacy(true),
     );
-    let url = serve(
-        Router::new()
-            .route("/", get(|| async { "ok" }))
-            .layer(layer),
-    )
-    .await;
-    let url = format!("{url}/");
+    let url = serve_root(layer).await;
     let c = client();
 
     let r = fetch(&c, &url, &[]).await;
@@ -182,13 +183,7 @@ async fn header_values_are_exact_and_retry_after_is_honest() {
 #[tokio::test]
 async fn retry_after_is_never_zero_while_limited() {
     let (layer, clock) = layer(Quota::per_second(4).unwrap(), HeaderOptions::new());
-    let url = serve(
-        Router::new()
-            .route("/", get(|| async { "ok" }))
-            .layer(layer),
-    )
-    .await;
-    let url = format!("{url}/");
+    let url = serve_root(layer).await;
     let c = client();
     for _ in 0..4 {
         assert_eq!(fetch(&c, &url, &[]).await.status, StatusCode::OK);
@@ -241,13 +236,7 @@ async fn route_layer_problem_json_and_header_options() {
 #[tokio::test]
 async fn spoofed_forwarded_for_over_the_wire() {
     let (layer, _clock) = layer(Quota::per_hour(1).unwrap(), HeaderOptions::new());
-    let url = serve(
-        Router::new()
-            .route("/", get(|| async { "ok" }))
-            .layer(layer),
-    )
-    .await;
-    let url = format!("{url}/");
+    let url = serve_root(layer).await;
     let c = client();
     assert_eq!(
         fetch(&c, &url, &[("x-forwarded-for", "1.1.1.1")])
@@ -259,11 +248,21 @@ async fn spoofed_forwarded_for_over_the_wire() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
-/// A hand-written tower service answering "hello", in a `Full<Bytes>` body.
-#[derive(Clone)]
-struct Hello;
+/// A hand-written tower service answering "hello", in a `Full<Bytes>` body; it counts its
+/// calls (clones share the count).
+#[derive(Clone, Default)]
+struct Hello {
+    calls: Arc<AtomicUsize>,
+}
 
-impl tower_service::Service<Request<hyper::body::Incoming>> for Hello {
+impl Hello {
+    fn calls(&self) -> usize {
+        // Relaxed: read on the task that made the calls, after they returned.
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for Hello {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
     type Future = std::future::Ready<Result<Self::Response, Infallible>>;
@@ -272,7 +271,9 @@ impl tower_service::Service<Request<hyper::body::Incoming>> for Hello {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _: Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&mut self, _: Request<B>) -> Self::Future {
+        // Relaxed: a plain counter; nothing else is published through it.
+        self.calls.fetch_add(1, Ordering::Relaxed);
         std::future::ready(Ok(Response::new(Full::from("hello"))))
     }
 }
@@ -327,7 +328,7 @@ async fn plain_hyper_server() {
         loop {
             let (stream, peer) = listener.accept().await.unwrap();
             let svc = WithPeer {
-                inner: layer.layer(Hello),
+                inner: layer.layer(Hello::default()),
                 peer,
             };
             tokio::spawn(async move {
@@ -347,4 +348,230 @@ async fn plain_hyper_server() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.header("retry-after"), Some("60"));
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
+}
+
+/// Calls `svc` once, as a server would (`poll_ready`, then `call`), for a request from
+/// 192.0.2.1; returns the status.
+async fn call_once(svc: &mut RateLimitService<Hello, ManualClock>) -> StatusCode {
+    use tower_service::Service;
+    std::future::poll_fn(|cx| Service::<Request<()>>::poll_ready(svc, cx))
+        .await
+        .unwrap();
+    let peer: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+    let mut req = Request::get("/").body(()).unwrap();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    svc.call(req).await.unwrap().status()
+}
+
+/// A refused request is answered by the layer alone: the inner service's call count does not
+/// move on a denial, and moves by exactly one on each admission.
+#[tokio::test]
+async fn refusals_never_call_the_inner_service() {
+    use tower_layer::Layer;
+    let (layer, clock) = layer(Quota::per_minute(1).unwrap(), HeaderOptions::new());
+    let hello = Hello::default();
+    let mut svc = layer.layer(hello.clone());
+    assert_eq!(call_once(&mut svc).await, StatusCode::OK);
+    assert_eq!(hello.calls(), 1);
+    for _ in 0..2 {
+        assert_eq!(call_once(&mut svc).await, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(hello.calls(), 1);
+    }
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(call_once(&mut svc).await, StatusCode::OK);
+    assert_eq!(hello.calls(), 2);
+}
+
+/// The rate-limit headers of a reply, `name: value`, in a fixed order (every value of each).
+fn limit_headers(r: &Reply) -> Vec<String> {
+    let names = [
+        "ratelimit-policy",
+        "ratelimit",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "retry-after",
+    ];
+    let mut out = Vec::new();
+    for name in names {
+        for v in r.headers.get_all(name) {
+            out.push(format!("{name}: {}", v.to_str().unwrap()));
+        }
+    }
+    out
+}
+
+/// Each `HeaderOptions` switch, over the wire: the exact rate-limit headers of an allowed
+/// response and of the denial after it (1 per hour, so every value is the same).
+#[tokio::test]
+async fn header_options_select_exactly_their_headers() {
+    const P: &str = r#"ratelimit-policy: "api";q=1;w=3600"#;
+    const S: &str = r#"ratelimit: "api";r=0;t=3600"#;
+    const L: [&str; 3] = [
+        "x-ratelimit-limit: 1",
+        "x-ratelimit-remaining: 0",
+        "x-ratelimit-reset: 3600",
+    ];
+    const R: &str = "retry-after: 3600";
+    let h = HeaderOptions::new();
+    let none = HeaderOptions::none();
+    let cases: [(HeaderOptions, &[&str], &[&str]); 9] = [
+        (h, &[P, S], &[P, S, R]),
+        (h.draft(false), &[], &[R]),
+        (h.retry_after(false), &[P, S], &[P, S]),
+        (none, &[], &[]),
+        (
+            h.legacy(true),
+            &[P, S, L[0], L[1], L[2]],
+            &[P, S, L[0], L[1], L[2], R],
+        ),
+        (
+            h.legacy(true).on_allowed(false),
+            &[],
+            &[P, S, L[0], L[1], L[2], R],
+        ),
+        (h.draft(false).legacy(true), &L, &[L[0], L[1], L[2], R]),
+        // `none()` has `on_allowed` off too: a switch turned on alone shows on refusals only.
+        (none.legacy(true), &[], &L),
+        (none.legacy(true).on_allowed(true), &L, &L),
+    ];
+    let c = client();
+    for (options, allowed, denied) in cases {
+        let url = serve_root(layer(Quota::per_hour(1).unwrap(), options).0).await;
+        let r = fetch(&c, &url, &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{options:?}");
+        assert_eq!(limit_headers(&r), allowed, "{options:?}");
+        let r = fetch(&c, &url, &[]).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{options:?}");
+        assert_eq!(limit_headers(&r), denied, "{options:?}");
+    }
+}
+
+/// `Text`, `ProblemJson` and `Empty` refusals, over the wire: exact bytes and content type,
+/// whatever the client's `Accept` asks for.
+#[tokio::test]
+async fn body_formats_give_exact_refusals() {
+    let text = "Too Many Requests: rate limit exceeded; retry in 3600 s\n";
+    let json = r#"{"type":"about:blank","title":"Too Many Requests","status":429,"detail":"rate limit exceeded; retry in 3600 s"}"#;
+    let cases = [
+        (
+            BodyFormat::Text,
+            "application/problem+json",
+            Some("text/plain; charset=utf-8"),
+            text,
+        ),
+        (
+            BodyFormat::ProblemJson,
+            "text/plain",
+            Some("application/problem+json"),
+            json,
+        ),
+        (BodyFormat::Empty, "application/problem+json", None, ""),
+    ];
+    let c = client();
+    for (format, accept, content_type, body) in cases {
+        let (b, _clock) = builder(Quota::per_hour(1).unwrap());
+        let url = serve_root(RateLimitLayer::new(b.body(format).build())).await;
+        assert_eq!(fetch(&c, &url, &[]).await.status, StatusCode::OK);
+        let r = fetch(&c, &url, &[("accept", accept)]).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{format:?}");
+        assert_eq!(r.header("content-type"), content_type, "{format:?}");
+        assert_eq!(r.body, body, "{format:?}");
+        assert_eq!(r.header("content-length"), Some(&*body.len().to_string()));
+        assert_eq!(r.header("retry-after"), Some("3600"), "{format:?}");
+    }
+}
+
+/// Serves `/` with this client-address rule; returns its URL and the limiter (to read the
+/// buckets by key).
+async fn behind_proxies(quota: Quota, clients: ClientIp) -> (String, HttpLimiter<ManualClock>) {
+    let limiter = builder(quota).0.client_ip(clients).build();
+    (
+        serve_root(RateLimitLayer::new(limiter.clone())).await,
+        limiter,
+    )
+}
+
+/// Units left in `key`'s bucket of the "api" policy (a full bucket for an unknown key).
+fn remaining(limiter: &HttpLimiter<ManualClock>, key: &str) -> u64 {
+    match limiter.manager().peek_policy(0, key, 0) {
+        Some(PolicyResult::Decided(d)) => d.remaining(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The test client connects from 127.0.0.1, trusted here (with 10.0.0.0/8): the key is the
+/// rightmost untrusted `X-Forwarded-For` entry, whatever the client wrote to its left.
+#[tokio::test]
+async fn trusted_proxy_keys_by_the_rightmost_untrusted_entry() {
+    let clients = ClientIp::new()
+        .trust_proxies(["127.0.0.1", "10.0.0.0/8"])
+        .unwrap();
+    let (url, limiter) = behind_proxies(Quota::per_hour(2).unwrap(), clients).await;
+    let c = client();
+    let status = |xff: &'static str| {
+        let (c, url) = (&c, &url);
+        async move { fetch(c, url, &[("x-forwarded-for", xff)]).await.status }
+    };
+    assert_eq!(status("6.6.6.6, 203.0.113.7").await, StatusCode::OK);
+    // A trusted hop of the other range, right of the client, is skipped.
+    assert_eq!(
+        status("7.7.7.7, 203.0.113.7, 10.1.2.3").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status("8.8.8.8, 203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(remaining(&limiter, "203.0.113.7"), 0);
+    // Only that client was keyed: not the spoofed entries, not the proxy.
+    assert_eq!(limiter.manager().keys_tracked(0), 1);
+    // Another rightmost client has its own bucket.
+    assert_eq!(status("203.0.113.7, 203.0.113.8").await, StatusCode::OK);
+    assert_eq!(remaining(&limiter, "203.0.113.8"), 1);
+    assert_eq!(limiter.manager().keys_tracked(0), 2);
+}
+
+/// With `Forwarded` configured and the peer trusted, a well-formed header keys its client;
+/// a malformed one (unterminated quote, two `for=` in one element, a pair without `=`)
+/// falls back to the peer, as does `X-Forwarded-For`, which is then not read.
+#[tokio::test]
+async fn malformed_forwarded_from_a_trusted_proxy_keys_the_peer() {
+    let clients = ClientIp::new()
+        .trust_proxies(["127.0.0.1"])
+        .unwrap()
+        .header(ProxyHeader::Forwarded);
+    let (url, limiter) = behind_proxies(Quota::per_hour(1).unwrap(), clients).await;
+    let c = client();
+    let r = fetch(&c, &url, &[("forwarded", "for=203.0.113.7")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(remaining(&limiter, "203.0.113.7"), 0);
+    // The peer's bucket is fresh: admitted, and the peer's unit is the one spent.
+    let r = fetch(&c, &url, &[("forwarded", "for=\"203.0.113.8")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(remaining(&limiter, "127.0.0.1"), 0);
+    for (name, value) in [
+        ("forwarded", "for=203.0.113.9;for=203.0.113.10"),
+        ("forwarded", "for"),
+        ("x-forwarded-for", "203.0.113.11"),
+    ] {
+        let r = fetch(&c, &url, &[(name, value)]).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{name}: {value}");
+    }
+    assert_eq!(limiter.manager().keys_tracked(0), 2);
+}
+
+/// Trusted proxies configured, but not the peer (127.0.0.1): its `X-Forwarded-For` is
+/// ignored, and every request spends the peer's bucket.
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let clients = ClientIp::new().trust_proxies(["10.0.0.0/8"]).unwrap();
+    let (url, limiter) = behind_proxies(Quota::per_hour(1).unwrap(), clients).await;
+    let c = client();
+    let r = fetch(&c, &url, &[("x-forwarded-for", "203.0.113.7")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = fetch(&c, &url, &[("x-forwarded-for", "203.0.113.8")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(remaining(&limiter, "127.0.0.1"), 0);
+    assert_eq!(limiter.manager().keys_tracked(0), 1);
 }

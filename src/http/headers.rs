@@ -68,7 +68,8 @@ impl HeaderOptions {
         }
     }
 
-    /// No header at all (each can then be turned on).
+    /// No header at all. Each can then be turned on, for refusals only until
+    /// [`on_allowed(true)`](Self::on_allowed) adds them to admitted responses too.
     pub const fn none() -> Self {
         Self {
             draft: false,
