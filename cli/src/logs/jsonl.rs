@@ -200,4 +200,18 @@ mod tests {
         assert_eq!(parse(r#"{"t": -0}"#).unwrap_err(), LineError::BadTime);
         assert_eq!(parse(r#"{"t": -0.0e5}"#).unwrap_err(), LineError::BadTime);
     }
+
+    /// Pins the rule the `logs` fuzz target flagged next (its oracle parsed the whole line into
+    /// f64-backed values and refused `1e1547`): JSON sets no range on numbers, so a field the
+    /// format ignores may hold any number; only `t` and `cost` are read, and judged.
+    #[test]
+    fn an_ignored_field_may_hold_a_number_beyond_any_f64() {
+        let r = parse(r#"{"t": 2, "extra": 1e1547, "more": -1e-400}"#).unwrap();
+        assert_eq!((r.t_ns, r.cost), (2_000_000_000, 1));
+        assert_eq!(parse(r#"{"t": 1e1547}"#).unwrap_err(), LineError::BadTime);
+        assert!(matches!(
+            parse(r#"{"t": 2, "cost": 1e1547}"#),
+            Err(LineError::Json(_))
+        ));
+    }
 }
