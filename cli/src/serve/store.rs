@@ -188,10 +188,13 @@ impl RedisStore {
             name: "key",
             reason: "not UTF-8 (keys kept in Redis must be text)".to_owned(),
         })?;
-        let limiter = self.throttle.get(params, |quota| {
+        let make = |quota| {
             self.builder(quota, format!("{}cl:", self.config.prefix))
                 .build()
-        })?;
+        };
+        // Always idle: the buckets live in Redis, so a new limiter of the same quota reads
+        // the same keys.
+        let limiter = self.throttle.get(params, make, |_| true)?;
         let outcome = limiter.check_n(key, quantity).await.map_err(|e| match e {
             RedisLimitError::InsufficientCapacity(_) => ThrottleError::QuantityAboveLimit {
                 quantity,

@@ -5,10 +5,14 @@
 //! `period`), so callers that disagree about a key's quota never reset or borrow from each
 //! other's state. Memory is bounded twice: at most `max_quotas` distinct quotas, each with at
 //! most `max_keys` keys (idle keys, whose buckets are full again, are evicted as the limiter
-//! grows; a new key that finds no room is refused).
+//! grows; a new key that finds no room is refused). When every quota slot is taken, a new
+//! quota first reclaims the quotas that no request is using and whose buckets are all full
+//! again (dropping them changes no answer: their keys would start full anyway); in memory that
+//! takes a sweep of their keys, so it runs at most once per [`RECLAIM_INTERVAL`].
 
 use core::fmt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -129,11 +133,14 @@ impl<L> PerQuota<L> {
         }
     }
 
-    /// The limiter of `params`, made by `make` from its quota on first use.
+    /// The limiter of `params`, made by `make` from its quota on first use. When every slot
+    /// is taken, the limiters that no caller holds and for which `idle` says so are dropped
+    /// first to make room.
     pub fn get(
         &self,
         params: ThrottleParams,
         make: impl FnOnce(Quota) -> L,
+        mut idle: impl FnMut(&L) -> bool,
     ) -> Result<Arc<L>, ThrottleError> {
         if let Some(l) = self.read().get(&params) {
             return Ok(Arc::clone(l));
@@ -144,6 +151,14 @@ impl<L> PerQuota<L> {
         let mut map = self.limiters.write().unwrap_or_else(|e| e.into_inner());
         if let Some(l) = map.get(&params) {
             return Ok(Arc::clone(l));
+        }
+        if map.len() >= self.max_quotas {
+            // Held by nobody else (`get_mut`): no request is deciding on it, and none can start
+            // while this write lock is held, so dropping an idle one loses no admission.
+            map.retain(|_, l| match Arc::get_mut(l) {
+                Some(l) => !idle(l),
+                None => true,
+            });
         }
         if map.len() >= self.max_quotas {
             return Err(ThrottleError::TooManyQuotas {
@@ -161,11 +176,17 @@ impl<L> PerQuota<L> {
     }
 }
 
+/// The least time between two sweeps that reclaim idle quotas: a flood of new quotas cannot
+/// make the server sweep every key over and over.
+pub const RECLAIM_INTERVAL: Duration = Duration::from_secs(1);
+
 /// All the quotas' limiters.
 pub struct Throttle {
     limiters: PerQuota<ThrottleLimiter>,
     clock: SharedClock,
     max_keys: usize,
+    /// Clock time (ns) from which the next reclaiming sweep may run.
+    next_reclaim_ns: AtomicU64,
 }
 
 impl Throttle {
@@ -175,18 +196,38 @@ impl Throttle {
             limiters: PerQuota::new(max_quotas),
             clock,
             max_keys,
+            next_reclaim_ns: AtomicU64::new(0),
         }
     }
 
     /// The limiter of `params`, created on first use.
     pub fn limiter(&self, params: ThrottleParams) -> Result<Arc<ThrottleLimiter>, ThrottleError> {
-        self.limiters.get(params, |quota| {
+        let now = self.clock.now();
+        let mut sweep_due = None;
+        let idle = |l: &ThrottleLimiter| {
+            // Decided once per reclaim. Relaxed: only read and written inside `get`'s write
+            // lock, which orders every access.
+            let due = *sweep_due.get_or_insert_with(|| {
+                let due = now >= self.next_reclaim_ns.load(Ordering::Relaxed);
+                if due {
+                    let next = now.saturating_add(RECLAIM_INTERVAL.as_nanos() as u64);
+                    self.next_reclaim_ns.store(next, Ordering::Relaxed);
+                }
+                due
+            });
+            due && {
+                l.evict_idle();
+                l.is_empty()
+            }
+        };
+        let make = |quota| {
             KeyedLimiter::builder(quota)
                 .clock(Arc::clone(&self.clock))
                 .max_keys(self.max_keys)
                 .amortized_eviction(true)
                 .build()
-        })
+        };
+        self.limiters.get(params, make, idle)
     }
 
     /// One `CL.THROTTLE` decision on `limiter` (of `params`) for `key`. A quantity of 0 takes
@@ -245,5 +286,59 @@ impl Throttle {
     /// `max_quotas`.
     pub fn max_quotas(&self) -> usize {
         self.limiters.max_quotas
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nanolimit::ManualClock;
+
+    /// 1,000 per second with a bucket of 1: full again 1 ms after a use.
+    fn quota(n: u64) -> ThrottleParams {
+        ThrottleParams {
+            max_burst: 0,
+            count: 1_000,
+            period_secs: n,
+        }
+    }
+
+    /// Fault pinned: quota slots were never given back, so a client that called
+    /// `CL.THROTTLE` with `max_quotas` distinct quotas once refused every new quota until
+    /// the server restarted. Idle quotas are now reclaimed, by a sweep at most once a second.
+    #[test]
+    fn idle_quotas_are_reclaimed_at_most_once_per_interval() {
+        let clock = ManualClock::new(0);
+        let throttle = Throttle::new(Arc::new(clock.clone()), 16, 2);
+        let use_quota = |n: u64| {
+            let l = throttle.limiter(quota(n))?;
+            Throttle::throttle(&l, &quota(n), b"k", 1)
+        };
+        assert_eq!(use_quota(1).unwrap()[0], 0);
+        assert_eq!(use_quota(2).unwrap()[0], 0);
+        // Both buckets are empty: nothing to reclaim (this sweep sets the next one at 1 s).
+        let full = Err(ThrottleError::TooManyQuotas { max: 2 });
+        assert_eq!(use_quota(3), full);
+        // Idle after 1 ms, but the last sweep was less than a second ago.
+        clock.set(999_999_999);
+        assert_eq!(use_quota(3), full);
+        assert_eq!(throttle.quotas(), 2);
+        clock.set(1_000_000_000);
+        assert_eq!(use_quota(3).unwrap()[0], 0);
+        assert_eq!((throttle.quotas(), throttle.keys()), (1, 1));
+        // A quota in use by a request is never dropped, idle or not.
+        let held = throttle.limiter(quota(3)).unwrap();
+        assert_eq!(use_quota(4).unwrap()[0], 0);
+        clock.set(3_000_000_000);
+        assert_eq!(use_quota(5).unwrap()[0], 0, "quota 4 was idle and not held");
+        assert_eq!(throttle.quotas(), 2);
+        clock.set(5_000_000_000);
+        assert_eq!(use_quota(6).unwrap()[0], 0);
+        let kept = |n| throttle.limiters.read().contains_key(&quota(n));
+        assert!(
+            kept(3) && !kept(5),
+            "both idle; quota 3 is held, so quota 5 made room"
+        );
+        drop(held);
     }
 }
