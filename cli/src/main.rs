@@ -2,7 +2,7 @@
 //!
 //! Errors in what the user typed (or in a policy file) print one line on stderr and exit with
 //! status 2, as does a failure of `replay --store`'s Redis; errors in the input of
-//! `replay --strict` exit with status 1.
+//! `replay --strict`, and output that cannot be written, exit with status 1.
 
 use std::fmt;
 use std::io::Write;
@@ -85,9 +85,21 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(output) => {
-            // A closed stdout (`nanolimit quota 1/1s | head -1`) is not an error of ours.
-            let _ = std::io::stdout().write_all(output.as_bytes());
-            ExitCode::SUCCESS
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(output.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                // A reader that stopped early (`nanolimit quota 1/1s | head -1`) is not an
+                // error of ours.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                // A full disk or a closed descriptor: the output is lost, so say so.
+                Err(e) => {
+                    eprintln!("error: cannot write the output: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

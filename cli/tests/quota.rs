@@ -166,3 +166,32 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert_eq!(help.status.code(), Some(0));
     assert!(text(&help.stdout).contains("Usage: nanolimit quota [OPTIONS] <RATE/PERIOD>"));
 }
+
+/// Fault pinned: output that could not be written (a full disk) was dropped silently with
+/// status 0. It is now an error with status 1; a reader that stops early is still fine.
+#[test]
+fn output_that_cannot_be_written_is_an_error() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    let out = Command::new(env!("CARGO_BIN_EXE_nanolimit"))
+        .args(["quota", "3/1s"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("error: cannot write the output: "),
+        "{}",
+        text(&out.stderr)
+    );
+    // A closed pipe: the reader is gone before (or after) the output; not an error.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nanolimit"))
+        .args(["quota", "3/1s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
