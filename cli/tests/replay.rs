@@ -70,7 +70,8 @@ fn malformed_lines_are_counted_and_the_first_five_reported() {
     assert_eq!(lines, [3, 4, 6, 7]);
     assert_eq!(
         s["malformed_examples"][1]["error"],
-        "\"t\" must be a number of seconds >= 0"
+        "\"t\" must be a number of seconds from 0 to 18446744073.709551615 (2^64 ns), \
+         without a sign"
     );
     assert_eq!(s["malformed_examples"][3]["error"], "\"cost\" must be >= 1");
     assert_eq!(s["malformed_examples"][0]["input"], "-");

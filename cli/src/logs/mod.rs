@@ -52,7 +52,8 @@ pub struct Record<'a> {
 pub enum LineError {
     /// CLF: no `[timestamp]`.
     MissingTimestamp,
-    /// CLF: the timestamp is not `dd/Mon/yyyy:HH:MM:SS +zzzz`.
+    /// CLF: the timestamp is not `dd/Mon/yyyy:HH:MM:SS +zzzz`, or is before 1970 or past
+    /// 2^64 ns after it (in 2554).
     BadTimestamp,
     /// CLF: no quoted request line after the timestamp.
     MissingRequest,
@@ -70,11 +71,16 @@ impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::MissingTimestamp => f.write_str("no [timestamp]"),
-            Self::BadTimestamp => f.write_str("timestamp is not dd/Mon/yyyy:HH:MM:SS +zzzz"),
+            Self::BadTimestamp => {
+                f.write_str("timestamp is not a dd/Mon/yyyy:HH:MM:SS +zzzz time from 1970 to 2554")
+            }
             Self::MissingRequest => f.write_str("no quoted request line"),
             Self::MissingClient => f.write_str("no client address"),
             Self::Json(e) => write!(f, "bad JSON: {e}"),
-            Self::BadTime => f.write_str("\"t\" must be a number of seconds >= 0"),
+            Self::BadTime => f.write_str(
+                "\"t\" must be a number of seconds from 0 to 18446744073.709551615 (2^64 ns), \
+                 without a sign",
+            ),
             Self::ZeroCost => f.write_str("\"cost\" must be >= 1"),
         }
     }
