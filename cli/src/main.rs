@@ -131,5 +131,10 @@ fn one_line(e: &clap::Error) -> String {
         .split("\n\nFor more information")
         .next()
         .unwrap_or("");
-    message.trim_end().replace('\n', "\\n")
+    // Clap's own line break before `[possible values: ...]` becomes a space; any other
+    // newline is the value's and is shown escaped.
+    message
+        .trim_end()
+        .replace("\n  [", " [")
+        .replace('\n', "\\n")
 }

@@ -274,8 +274,9 @@ impl Summary<'_> {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} lines from {} input{}: {} requests, {} malformed",
+            "{} line{} from {} input{}: {} requests, {} malformed",
             self.lines,
+            if self.lines == 1 { "" } else { "s" },
             self.inputs.len(),
             if self.inputs.len() == 1 { "" } else { "s" },
             self.requests,

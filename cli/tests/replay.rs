@@ -156,6 +156,11 @@ fn usage_errors_exit_2() {
         b"",
     );
     assert_eq!(bad_format.status.code(), Some(2));
+    // One line, the possible values after a space (not an escaped newline).
+    assert_eq!(
+        text(&bad_format.stderr),
+        "error: invalid value 'xml' for '--format <FORMAT>' [possible values: auto, clf, jsonl]\n"
+    );
 }
 
 #[test]
