@@ -753,3 +753,147 @@ fn graceful_shutdown_finishes_in_flight_requests() {
     assert_eq!(rest, b"+PONG\r\n+PONG\r\n");
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+/// A raw connection to the HTTP listener; a read that waits 10 s fails the test.
+fn http_tcp(server: &TestServer) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(server.running().http.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Splits a whole HTTP/1.1 response into its status line, `connection` header and body.
+fn status_connection_body(reply: &str) -> (&str, Option<&str>, &str) {
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((reply, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or("");
+    let connection = lines.find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("connection")
+            .then_some(value.trim())
+    });
+    (status, connection, body)
+}
+
+/// Fault pinned: only the request head had a read timeout, so a client that declared a body
+/// and never sent it held its connection slot forever; `max_connections` such clients left
+/// the service unable to answer even `/healthz`. Now the body must arrive within the idle
+/// timeout too: 408, the connection closes, and the slot is free again.
+#[test]
+fn a_stalled_http_body_gets_408_and_frees_its_slot() {
+    let server = TestServer::start(|c| {
+        c.max_connections = 1;
+        c.idle_timeout = Some(Duration::from_millis(300));
+    });
+    // Read to the server's close: a connection left open fails the 10 s read timeout.
+    let reply = exchange_until_close(
+        http_tcp(&server),
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+    );
+    assert_eq!(
+        status_connection_body(&reply),
+        (
+            "HTTP/1.1 408 Request Timeout",
+            Some("close"),
+            r#"{"error":"the body did not arrive within the idle timeout (300ms)"}"#
+        ),
+        "{reply}"
+    );
+    // The only slot is free again (released as the connection's task ends: retry briefly).
+    let mut ok = false;
+    for _ in 0..100 {
+        let mut s = http_tcp(&server);
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        if reply.starts_with(b"HTTP/1.1 200 OK\r\n") {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(ok);
+}
+
+/// A body declared larger than 64 KiB is refused from its `Content-Length` alone, before any
+/// of it is sent (no idle timeout here: waiting for the body would fail the read timeout).
+#[test]
+fn a_declared_oversized_http_body_gets_413_at_once() {
+    let server = TestServer::start(|c| c.idle_timeout = None);
+    let reply = exchange_until_close(
+        http_tcp(&server),
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+    );
+    assert_eq!(
+        status_connection_body(&reply),
+        (
+            "HTTP/1.1 413 Payload Too Large",
+            Some("close"),
+            r#"{"error":"the body is larger than 65536 bytes"}"#
+        ),
+        "{reply}"
+    );
+}
+
+/// A chunked body has no length to check in advance: it is refused with 413 once the chunks
+/// pass 64 KiB. A chunked body within the limit is answered as usual.
+#[test]
+fn a_chunked_http_body_over_the_limit_gets_413() {
+    let server = TestServer::start(|c| c.idle_timeout = None);
+    // 32768 + 32769 bytes: one past the limit, and the last byte sent is the one that
+    // crosses it, so the server has read everything when it answers and closes.
+    let mut request =
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    request.extend_from_slice(b"8000\r\n");
+    request.extend_from_slice(&[b' '; 0x8000]);
+    request.extend_from_slice(b"\r\n8001\r\n");
+    request.extend_from_slice(&[b' '; 0x8001]);
+    let reply = exchange_until_close(http_tcp(&server), &request);
+    assert_eq!(
+        status_connection_body(&reply),
+        (
+            "HTTP/1.1 413 Payload Too Large",
+            Some("close"),
+            r#"{"error":"the body is larger than 65536 bytes"}"#
+        ),
+        "{reply}"
+    );
+
+    let body = r#"{"policy":"default","key":"a"}"#;
+    let request = format!(
+        "POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let reply = exchange_until_close(http_tcp(&server), request.as_bytes());
+    let (status, _, text) = status_connection_body(&reply);
+    assert_eq!(status, "HTTP/1.1 200 OK", "{reply}");
+    assert!(text.starts_with(r#"{"allowed":true,"#), "{reply}");
+}
+
+/// A client that sends the body the server refused from its `Content-Length` is not reset:
+/// the server reads and discards it for a while before it closes. (Closed at once, a client
+/// still writing its body got a broken pipe and never read the 413.) Here the client writes
+/// the body only after reading the reply, so the server's close always comes first.
+#[test]
+fn a_refused_body_sent_anyway_does_not_reset_the_connection() {
+    let server = TestServer::start(|c| c.idle_timeout = None);
+    let mut s = http_tcp(&server);
+    s.write_all(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n")
+        .unwrap();
+    let expected = "HTTP/1.1 413 Payload Too Large\r\n";
+    let mut reply = vec![0; expected.len()];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(String::from_utf8_lossy(&reply), expected);
+    // The server has answered and closed its side; it still reads what comes (a write to a
+    // closed socket is answered by a reset, and the write after that fails).
+    for _ in 0..10 {
+        s.write_all(&[b' '; 30_000]).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.ends_with(r#"{"error":"the body is larger than 65536 bytes"}"#),
+        "{rest}"
+    );
+}

@@ -232,6 +232,11 @@ async fn accept_loop(
             drop(done);
         });
     }
+    // The listener closes before this loop reports done: parameters drop in reverse order,
+    // so `done` would otherwise go first, and `shutdown` could return with the port still
+    // accepting.
+    drop(listener);
+    drop(done);
 }
 
 /// Serves one connection: read, answer every whole request received, write the replies in
