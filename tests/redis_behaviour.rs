@@ -10,17 +10,9 @@ use std::time::{Duration, Instant};
 use nanolimit::store::redis::{RedisAlgorithm, RedisConnection, RedisLimiter};
 use nanolimit::{Gcra, Quota, TokenBucket};
 use redis::AsyncCommands;
-use redis_support::{raw, RedisServer};
+use redis_support::{raw, runtime, RedisServer};
 
 const TASKS: usize = 8;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn limiter<A: RedisAlgorithm>(
     connection: &RedisConnection,

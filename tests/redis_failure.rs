@@ -11,18 +11,10 @@ use nanolimit::store::redis::{
     DecisionSource, FailurePolicy, RedisConnection, RedisLimitError, RedisLimiter,
 };
 use nanolimit::Quota;
-use redis_support::{raw, RedisServer};
+use redis_support::{raw, runtime, RedisServer};
 
 // Long enough for a loaded CI machine to answer a live Redis; a dead one fails at once.
 const TIMEOUT: Duration = Duration::from_secs(1);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn limiter(connection: &RedisConnection, policy: FailurePolicy) -> RedisLimiter {
     // 3 per hour: nothing refills during the test.

@@ -72,16 +72,6 @@ fn same_in_memory_and_in_redis(
     memory
 }
 
-fn redis_keys(redis: &RedisServer) -> Vec<String> {
-    let mut con = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
-    keys.sort();
-    keys
-}
-
 fn pttl(redis: &RedisServer, key: &str) -> i64 {
     let mut con = redis::Client::open(redis.url())
         .unwrap()
@@ -117,7 +107,7 @@ fn the_example_access_log_gives_the_same_summary_and_decisions_as_in_memory() {
     // A second run starts from full buckets again: a fresh prefix, so the same results (a
     // shared one would find the first run's buckets drained).
     same_in_memory_and_in_redis("example-again", &redis, &args, b"");
-    let keys = redis_keys(&redis);
+    let keys = redis.keys();
     let prefixes = run_prefixes(&keys);
     assert_eq!(prefixes.len(), 2, "{prefixes:?}");
     // Named as serve --store names a policy's keys; a global policy's bucket has the empty
@@ -146,7 +136,8 @@ fn the_example_access_log_gives_the_same_summary_and_decisions_as_in_memory() {
     assert_eq!(stored.status, Some(0), "{}", stored.stderr);
     assert_eq!(stored.stdout, memory.stdout);
     assert_eq!(stored.decisions, memory.decisions);
-    assert!(redis_keys(&redis)
+    assert!(redis
+        .keys()
         .iter()
         .any(|k| k == "audit-7:policy:per-ip:gcra:60/60000000000/20:198.51.100.7"));
 }
@@ -428,7 +419,7 @@ fn redis_failing_during_a_replay_stops_it_with_status_2_and_no_summary() {
     stdin.flush().unwrap();
     // Line 1 is decided in Redis once its keys are there.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while redis_keys(&redis).is_empty() {
+    while redis.keys().is_empty() {
         assert!(Instant::now() < deadline, "line 1 was never decided");
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -25,16 +25,6 @@ fn with_store(url: &str, on_failure: FailurePolicy) -> TestServer {
     TestServer::start(move |c| c.store = Some(store))
 }
 
-fn redis_keys(redis: &RedisServer) -> Vec<String> {
-    let mut con = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
-    keys.sort();
-    keys
-}
-
 #[test]
 fn cl_throttle_is_decided_in_redis_with_exact_replies() {
     let redis = RedisServer::start();
@@ -52,10 +42,7 @@ fn cl_throttle_is_decided_in_redis_with_exact_replies() {
         "quantity 0 only looks"
     );
     // The bucket lives in Redis under the quota-namespaced key.
-    assert_eq!(
-        redis_keys(&redis),
-        ["nanolimit:cl:gcra:1/3600000000000/3:user"]
-    );
+    assert_eq!(redis.keys(), ["nanolimit:cl:gcra:1/3600000000000/3:user"]);
     // A key that is not UTF-8 cannot be a Redis key of the store: an error, nothing stored.
     let mut tcp = server.tcp();
     tcp.write_all(
@@ -68,7 +55,7 @@ fn cl_throttle_is_decided_in_redis_with_exact_replies() {
         String::from_utf8_lossy(&reply[..n]),
         "-ERR invalid key: not UTF-8 (keys kept in Redis must be text)\r\n"
     );
-    assert_eq!(redis_keys(&redis).len(), 1);
+    assert_eq!(redis.keys().len(), 1);
 }
 
 #[test]
@@ -147,7 +134,7 @@ fn named_policies_over_resp_and_http_are_decided_in_redis() {
     assert_eq!(check(&mut con, &["NL.CHECK", "site", "x"]).unwrap()[0], 1);
     assert_eq!(check(&mut con, &["NL.CHECK", "site", "y"]).unwrap()[0], 0);
     assert_eq!(
-        redis_keys(&redis),
+        redis.keys(),
         [
             "nanolimit:policy:api:token-bucket:4/3600000000000/4:a",
             "nanolimit:policy:site:gcra:1/3600000000000/1:",

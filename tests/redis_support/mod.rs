@@ -112,3 +112,25 @@ pub async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .await
         .unwrap()
 }
+
+impl RedisServer {
+    /// Every key the server holds, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut con = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+        keys.sort();
+        keys
+    }
+}
+
+/// A two-worker runtime, as the machines the tests run on have two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
