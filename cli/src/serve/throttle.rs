@@ -202,12 +202,13 @@ impl Throttle {
 
     /// The limiter of `params`, created on first use.
     pub fn limiter(&self, params: ThrottleParams) -> Result<Arc<ThrottleLimiter>, ThrottleError> {
-        let now = self.clock.now();
         let mut sweep_due = None;
         let idle = |l: &ThrottleLimiter| {
-            // Decided once per reclaim. Relaxed: only read and written inside `get`'s write
+            // Decided once per reclaim, which is rare: the clock is read only then, never on
+            // the path of a known quota. Relaxed: only read and written inside `get`'s write
             // lock, which orders every access.
             let due = *sweep_due.get_or_insert_with(|| {
+                let now = self.clock.now();
                 let due = now >= self.next_reclaim_ns.load(Ordering::Relaxed);
                 if due {
                     let next = now.saturating_add(RECLAIM_INTERVAL.as_nanos() as u64);
